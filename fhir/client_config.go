@@ -26,7 +26,7 @@ const (
 	// MaxBodyBytes is the largest response body the client accepts.
 	MaxBodyBytes = 16 << 20
 
-	maxBackoff  = 30 * time.Second
+	maxBackoff   = 30 * time.Second
 	mimeFHIRJSON = "application/fhir+json"
 )
 

@@ -99,6 +99,8 @@ CREATE TABLE review_items (
     ack_required   boolean NOT NULL DEFAULT false,
     acked_at       timestamptz,
     acked_by       text,
+    escalations    int NOT NULL DEFAULT 0,      -- notifications sent (first + SLA re-escalations)
+    last_escalated_at timestamptz,
     reply_sealed   bytea,
     reply_key      text,
     reply_released boolean NOT NULL DEFAULT false,

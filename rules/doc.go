@@ -1,0 +1,84 @@
+// Package rules is Vigil's deterministic safety layer: critical lab values,
+// abnormal-result holds, red-flag symptoms in patient text and guards for
+// data the engine cannot judge. Its outcome is a floor that nothing the LLM
+// says can lower (see Outcome.Floor, MaxDisposition and MaxPriority).
+//
+// # Purity
+//
+// The package is pure. It does no I/O except reading the fs.FS handed to
+// Compile or LoadCases, reads no clock (time arrives in Input.Now), keeps no
+// mutable package state and has no init side effects: every table (analytes,
+// units, lexicon, compiled expr programs, templates) is built inside a Pack
+// by Compile, and a Pack is immutable and safe for concurrent use. It imports
+// only the standard library, github.com/expr-lang/expr and sigs.k8s.io/yaml;
+// nothing of Vigil's.
+//
+// # Rule packs
+//
+// A pack is a directory (any fs.FS) holding:
+//
+//   - pack.yaml: the manifest {name, version, description}.
+//   - analytes.yaml: the critical-value table. Each analyte is a value set of
+//     LOINC codes, a canonical UCUM unit, the units the engine understands
+//     with their factor to the canonical unit, and the critical low/high
+//     limits; plus age-banded overrides (pediatric ranges).
+//   - lexicon.yaml: the red-flag lexicon (categories, phrases, co-occurrence
+//     combinations, negation cues, hedges, history markers, exclusions).
+//   - *.rules.yaml: the rules. Each rule has an id, version, kind, the
+//     disposition, priority, flags and queue it sets, an expr condition over
+//     Env (compiled with a typed environment, AsBool, MaxNodes, and run with a
+//     memory budget) and a text/template message over the fields of Value.
+//
+// Compile reads only those files. A pack with any bad file or rule is refused
+// whole; every problem is reported as a *CompileError with file, rule id,
+// line and column (CompileErrors collects them all).
+//
+// The pack hash (Pack.SHA256) is the SHA-256 over the files Compile read, in
+// byte order of their slash-separated path: for each file, its path, a NUL
+// byte, its length in decimal, a NUL byte, then its raw bytes. Together with
+// Pack.Version it is written into every decision; replaying the stored
+// trigger bytes against a pack compiled from the stored pack bytes gives the
+// same Outcome, because Compile and Evaluate are deterministic.
+//
+// # Evaluation
+//
+// Evaluate judges the trigger resource only (an old critical value in the
+// context never re-escalates). The context is read only to find the
+// Patient's birth date when Input.PatientAgeYears is nil and an age-banded
+// threshold could apply. Supported triggers: Observation, Communication and
+// QuestionnaireResponse; any other resource type gives an empty Outcome.
+//
+// Defined behaviour for awkward Observations:
+//   - status cancelled or entered-in-error: ignored, no hit.
+//   - status preliminary (and registered, final, amended, corrected, unknown,
+//     or any other code): evaluated; a preliminary value is real lab data.
+//   - no value, dataAbsentReason or valueCodeableConcept: no value-based hit;
+//     interpretation codes still apply (HH/LL/AA escalates, H/L/A holds).
+//   - valueString "<2.0", ">1000", "6.9": the comparator and number are
+//     parsed; any other string on a table analyte is a guard (MANUAL_TRIAGE).
+//   - Quantity.comparator is respected: a value is critical only if every
+//     value the comparator allows is beyond the limit; if only some are, the
+//     item goes to MANUAL_TRIAGE (guard-indeterminate-value). Values with "<"
+//     are taken as non-negative.
+//   - a unit the engine does not understand, or a missing unit on an analyte
+//     that is not dimensionless (pH, INR), is never compared: MANUAL_TRIAGE
+//     with flag unknown_unit; a lab flag HH/LL/AA still escalates.
+//   - several codings: the first coding (in order) that a tenant code map or
+//     the pack's LOINC value sets know decides the analyte.
+//   - components (blood-pressure panels): each component is judged like a
+//     value of its own.
+//   - status amended or corrected with Input.PreviouslyCommunicated: HELD.
+//
+// Communications are read from payload[].contentString (and text/plain
+// attachments); any other payload is text the engine cannot read and gives a
+// MANUAL_TRIAGE guard, as does text mostly in a script the lexicon does not
+// cover. QuestionnaireResponse answers are read recursively (valueString,
+// valueCoding.display, and the item text of a "true" valueBoolean answer).
+//
+// # PHI
+//
+// Evaluate handles PHI: message text and result values. They appear in an
+// Outcome (rule messages, Values), which callers must store as PHI, but never
+// in an error string: errors name files, rule ids, positions and resource
+// types only.
+package rules

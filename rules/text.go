@@ -1,0 +1,787 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"sigs.k8s.io/yaml"
+)
+
+// RedFlag is one red-flag finding in patient text: the lexicon category and
+// the words that matched (for a co-occurrence combination, the matched words
+// of each part joined by " + ").
+type RedFlag struct {
+	Category string
+	Phrase   string
+}
+
+// ScanText scans text with the default pack's lexicon. It compiles the
+// lexicon on every call (no package-level cache); for repeated use call
+// Pack.ScanText on a compiled pack.
+func ScanText(text string) []RedFlag {
+	p, err := DefaultPack()
+	if err != nil {
+		return nil
+	}
+	return p.ScanText(text)
+}
+
+// ScanText scans text with the pack's lexicon and returns every red flag that
+// is not negated, past history or excluded, in order of first appearance.
+func (p *Pack) ScanText(text string) []RedFlag { return p.lex.scan(text) }
+
+// lexiconYAML is the shape of lexicon.yaml.
+//
+// A pattern is a space-separated sequence of elements:
+//   - word            the token (or a misspelling within edit distance 1-2)
+//   - a|b|c           any of the alternatives
+//   - stem*           any token starting with stem
+//   - ...             a gap of 0 to 4 tokens inside one clause
+//   - #lo-hi          a number in [lo, hi]
+type lexiconYAML struct {
+	Negation struct {
+		Cues           []string `json:"cues"`
+		ListCues       []string `json:"list_cues"`
+		Hedges         []string `json:"hedges"`
+		Terminators    []string `json:"terminators"`
+		ClauseStarters []string `json:"clause_starters"`
+		ListContinue   []string `json:"list_continue"`
+		Reopeners      []string `json:"reopeners"`
+		Window         int      `json:"window"`
+	} `json:"negation"`
+	History struct {
+		Markers []string `json:"markers"`
+		Recency []string `json:"recency"`
+	} `json:"history"`
+	Exclusions []string            `json:"exclusions"`
+	NoFuzzy    []string            `json:"no_fuzzy"`
+	Concepts   map[string][]string `json:"concepts"`
+	Categories []struct {
+		ID          string     `json:"id"`
+		Description string     `json:"description"`
+		Phrases     []string   `json:"phrases"`
+		Combos      [][]string `json:"combos"`
+	} `json:"categories"`
+}
+
+type elem struct {
+	alts     []string
+	prefixes []string
+	gap      int
+	numLo    float64
+	numHi    float64
+	isNum    bool
+}
+
+type pattern struct {
+	src   string
+	elems []elem
+}
+
+type category struct {
+	id      string
+	phrases []pattern
+	combos  [][]string
+}
+
+type lexicon struct {
+	categories   []category
+	concepts     map[string][]pattern
+	conceptNames []string
+	cues         []pattern
+	listCues     map[string]bool
+	hedges       []pattern
+	terminators  map[string]bool
+	starters     map[string]bool
+	listContinue map[string]bool
+	reopeners    []pattern
+	window       int
+	history      []pattern
+	recency      []pattern
+	exclusions   []pattern
+	vocab        map[string]bool
+	noFuzzy      map[string]bool
+	byFirst      map[byte][]string
+}
+
+func (c *compiler) compileLexicon(fn string, src []byte) *lexicon {
+	var ly lexiconYAML
+	if err := yaml.UnmarshalStrict(src, &ly); err != nil {
+		c.fail(fn, "", yamlErrLine(err), 0, fmt.Errorf("parse: %w", err))
+		return nil
+	}
+	lines := strings.Split(string(src), "\n")
+	lx := &lexicon{concepts: map[string][]pattern{}, vocab: map[string]bool{}, noFuzzy: map[string]bool{},
+		listCues: set(ly.Negation.ListCues), terminators: set(ly.Negation.Terminators),
+		starters: set(ly.Negation.ClauseStarters), listContinue: set(ly.Negation.ListContinue), window: ly.Negation.Window}
+	if lx.window <= 0 {
+		lx.window = 6
+	}
+	for _, w := range ly.NoFuzzy {
+		lx.noFuzzy[w] = true
+	}
+	bad := false
+	compileList := func(where string, srcs []string) []pattern {
+		var out []pattern
+		for _, s := range srcs {
+			pt, err := parsePattern(s)
+			if err != nil {
+				bad = true
+				c.fail(fn, "", findPatternLine(lines, s), 0, fmt.Errorf("%s: %w", where, err))
+				continue
+			}
+			lx.addVocab(pt)
+			out = append(out, pt)
+		}
+		return out
+	}
+	lx.cues = compileList("negation cue", ly.Negation.Cues)
+	lx.hedges = compileList("hedge", ly.Negation.Hedges)
+	lx.reopeners = compileList("reopener", ly.Negation.Reopeners)
+	lx.history = compileList("history marker", ly.History.Markers)
+	lx.recency = compileList("recency marker", ly.History.Recency)
+	lx.exclusions = compileList("exclusion", ly.Exclusions)
+	for name := range ly.Concepts {
+		lx.conceptNames = append(lx.conceptNames, name)
+	}
+	slices.Sort(lx.conceptNames)
+	for _, name := range lx.conceptNames {
+		lx.concepts[name] = compileList("concept "+name, ly.Concepts[name])
+	}
+	seen := map[string]bool{}
+	for _, cy := range ly.Categories {
+		if cy.ID == "" || seen[cy.ID] {
+			bad = true
+			c.fail(fn, "", findKeyLine(lines, 0, "id", cy.ID), 0, fmt.Errorf("category id %q missing or duplicated", cy.ID))
+			continue
+		}
+		seen[cy.ID] = true
+		cat := category{id: cy.ID, phrases: compileList("category "+cy.ID, cy.Phrases), combos: cy.Combos}
+		for _, combo := range cy.Combos {
+			if len(combo) < 2 {
+				bad = true
+				c.fail(fn, "", findKeyLine(lines, 0, "id", cy.ID), 0, fmt.Errorf("category %q: a combo needs two or more concepts", cy.ID))
+			}
+			for _, cn := range combo {
+				if _, ok := lx.concepts[cn]; !ok {
+					bad = true
+					c.fail(fn, "", findKeyLine(lines, 0, "id", cy.ID), 0, fmt.Errorf("category %q: unknown concept %q", cy.ID, cn))
+				}
+			}
+		}
+		lx.categories = append(lx.categories, cat)
+	}
+	if len(lx.categories) == 0 {
+		bad = true
+		c.fail(fn, "", 0, 0, errors.New("lexicon has no categories"))
+	}
+	if bad {
+		return nil
+	}
+	lx.byFirst = map[byte][]string{}
+	words := make([]string, 0, len(lx.vocab))
+	for w := range lx.vocab {
+		words = append(words, w)
+	}
+	slices.Sort(words)
+	for _, w := range words {
+		lx.byFirst[w[0]] = append(lx.byFirst[w[0]], w)
+	}
+	return lx
+}
+
+func set(xs []string) map[string]bool {
+	m := make(map[string]bool, len(xs))
+	for _, x := range xs {
+		m[x] = true
+	}
+	return m
+}
+
+func findPatternLine(lines []string, s string) int {
+	for i, l := range lines {
+		if strings.Contains(l, s) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+func (lx *lexicon) addVocab(pt pattern) {
+	for _, e := range pt.elems {
+		for _, a := range e.alts {
+			lx.vocab[a] = true
+		}
+		for _, a := range e.prefixes {
+			lx.vocab[a] = true
+		}
+	}
+}
+
+func parsePattern(s string) (pattern, error) {
+	pt := pattern{src: s}
+	toks := tokenize(s)
+	fields := strings.Fields(strings.ToLower(s))
+	_ = toks
+	for _, f := range fields {
+		if f == "..." {
+			pt.elems = append(pt.elems, elem{gap: 4})
+			continue
+		}
+		if strings.HasPrefix(f, "#") {
+			lo, hi, ok := strings.Cut(f[1:], "-")
+			a, err1 := strconv.ParseFloat(lo, 64)
+			b, err2 := strconv.ParseFloat(hi, 64)
+			if !ok || err1 != nil || err2 != nil || b < a {
+				return pt, fmt.Errorf("bad number range %q", f)
+			}
+			pt.elems = append(pt.elems, elem{isNum: true, numLo: a, numHi: b})
+			continue
+		}
+		var e elem
+		for _, alt := range strings.Split(f, "|") {
+			pre := strings.HasSuffix(alt, "*")
+			alt = normWord(strings.TrimSuffix(alt, "*"))
+			if alt == "" {
+				return pt, fmt.Errorf("empty alternative in %q", f)
+			}
+			if pre {
+				e.prefixes = append(e.prefixes, alt)
+			} else {
+				e.alts = append(e.alts, alt)
+			}
+		}
+		pt.elems = append(pt.elems, e)
+	}
+	if len(pt.elems) == 0 || pt.elems[0].gap > 0 || pt.elems[len(pt.elems)-1].gap > 0 {
+		return pt, fmt.Errorf("pattern %q must start and end with a word", s)
+	}
+	return pt, nil
+}
+
+// normWord lower-cases and drops apostrophes and other non-alphanumerics.
+func normWord(w string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(w) {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || r == '.' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// token is one word, number or boundary of normalised text. Boundaries:
+// "." ends a sentence, "," a phrase.
+type token struct {
+	raw   string   // normalised word as written
+	cands []string // vocabulary words it stands for (itself, misspelling fixes)
+	num   float64
+	isNum bool
+	bound byte // '.', ',' or 0
+}
+
+// tokenize splits text into lower-case words, numbers and boundaries, and
+// merges two-word negated auxiliaries ("can not" -> "cant").
+func tokenize(text string) []token {
+	var toks []token
+	var cur strings.Builder
+	flush := func() {
+		if cur.Len() == 0 {
+			return
+		}
+		w := cur.String()
+		cur.Reset()
+		t := token{raw: w}
+		if f, err := strconv.ParseFloat(w, 64); err == nil {
+			t.num, t.isNum = f, true
+		}
+		toks = append(toks, t)
+	}
+	bound := func(b byte) {
+		flush()
+		if n := len(toks); n > 0 && toks[n-1].bound != 0 {
+			if b == '.' {
+				toks[n-1].bound = '.'
+			}
+			return
+		}
+		toks = append(toks, token{bound: b})
+	}
+	rs := []rune(strings.ToLower(text))
+	isDigit := func(i int) bool { return i >= 0 && i < len(rs) && unicode.IsDigit(rs[i]) }
+	for i, r := range rs {
+		switch {
+		case unicode.IsDigit(r):
+			if cur.Len() > 0 && !isDigit(i-1) && rs[i-1] != '.' {
+				flush()
+			}
+			cur.WriteRune(r)
+		case unicode.IsLetter(r):
+			if isDigit(i - 1) {
+				flush()
+			}
+			cur.WriteRune(r)
+		case r == '\'' || r == '’' || r == '‘' || r == '`':
+			// dropped: can't -> cant
+		case r == '.' && isDigit(i-1) && isDigit(i+1):
+			cur.WriteRune(r)
+		case r == '.' || r == '!' || r == '?' || r == ';' || r == '\n' || r == ':':
+			bound('.')
+		case r == ',' || r == '(' || r == ')' || r == '–' || r == '—':
+			bound(',')
+		default:
+			flush()
+		}
+	}
+	flush()
+	// Merge "can not" style pairs.
+	out := toks[:0]
+	for i := 0; i < len(toks); i++ {
+		if i+1 < len(toks) && toks[i+1].raw == "not" {
+			if m, ok := negAux(toks[i].raw); ok {
+				out = append(out, token{raw: m})
+				i++
+				continue
+			}
+		}
+		if toks[i].raw == "cannot" {
+			toks[i].raw = "cant"
+		}
+		out = append(out, toks[i])
+	}
+	return out
+}
+
+func negAux(w string) (string, bool) {
+	switch w {
+	case "can":
+		return "cant", true
+	case "do":
+		return "dont", true
+	case "does":
+		return "doesnt", true
+	case "did":
+		return "didnt", true
+	case "have":
+		return "havent", true
+	case "has":
+		return "hasnt", true
+	case "is":
+		return "isnt", true
+	case "was":
+		return "wasnt", true
+	case "are":
+		return "arent", true
+	case "could":
+		return "couldnt", true
+	case "will":
+		return "wont", true
+	}
+	return "", false
+}
+
+// prepare tokenizes text, splits run-together words ("chestpain") into
+// vocabulary words and attaches misspelling candidates.
+func (lx *lexicon) prepare(text string) []token {
+	toks := tokenize(text)
+	var out []token
+	for _, t := range toks {
+		if t.bound != 0 || t.isNum {
+			out = append(out, t)
+			continue
+		}
+		if !lx.vocab[t.raw] && len(t.raw) >= 6 {
+			if parts := lx.segment(t.raw); len(parts) > 1 {
+				for _, p := range parts {
+					out = append(out, token{raw: p, cands: []string{p}})
+				}
+				continue
+			}
+		}
+		t.cands = lx.candidates(t.raw)
+		out = append(out, t)
+	}
+	return out
+}
+
+// segment splits w into vocabulary words of two or more letters, if it can.
+func (lx *lexicon) segment(w string) []string {
+	n := len(w)
+	best := make([][]string, n+1)
+	ok := make([]bool, n+1)
+	ok[0] = true
+	for i := 1; i <= n; i++ {
+		for j := max(0, i-16); j <= i-2; j++ {
+			if ok[j] && lx.vocab[w[j:i]] && (!ok[i] || len(best[j])+1 < len(best[i])) {
+				best[i] = append(slices.Clone(best[j]), w[j:i])
+				ok[i] = true
+			}
+		}
+	}
+	if !ok[n] {
+		return nil
+	}
+	return best[n]
+}
+
+// candidates returns the vocabulary words a token stands for: itself, or
+// words within a small edit distance (same first letter).
+func (lx *lexicon) candidates(w string) []string {
+	if lx.vocab[w] || lx.noFuzzy[w] || len(w) < 4 {
+		return []string{w}
+	}
+	maxd := 1
+	if len(w) >= 9 {
+		maxd = 2
+	}
+	out := []string{w}
+	for _, v := range lx.byFirst[w[0]] {
+		if len(v) < 4 || abs(len(v)-len(w)) > maxd {
+			continue
+		}
+		d := osaDistance(w, v, maxd)
+		if d > maxd {
+			continue
+		}
+		if len(w) == 4 || len(v) == 4 {
+			if len(w) != len(v) || !isTransposition(w, v) {
+				continue
+			}
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func isTransposition(a, b string) bool {
+	diff := -1
+	for i := 0; i < len(a); i++ {
+		if a[i] != b[i] {
+			diff = i
+			break
+		}
+	}
+	return diff >= 0 && diff+1 < len(a) && a[diff] == b[diff+1] && a[diff+1] == b[diff] && a[diff+2:] == b[diff+2:]
+}
+
+// osaDistance is the optimal-string-alignment edit distance, capped at maxd+1.
+func osaDistance(a, b string, maxd int) int {
+	n, m := len(a), len(b)
+	prev2 := make([]int, m+1)
+	prev := make([]int, m+1)
+	cur := make([]int, m+1)
+	for j := 0; j <= m; j++ {
+		prev[j] = j
+	}
+	for i := 1; i <= n; i++ {
+		cur[0] = i
+		rowMin := cur[0]
+		for j := 1; j <= m; j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+			rowMin = min(rowMin, cur[j])
+		}
+		if rowMin > maxd {
+			return maxd + 1
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[m]
+}
+
+func (e *elem) matches(t *token) bool {
+	if t.bound != 0 {
+		return false
+	}
+	if e.isNum {
+		return t.isNum && t.num >= e.numLo && t.num <= e.numHi
+	}
+	for _, c := range t.cands {
+		if slices.Contains(e.alts, c) {
+			return true
+		}
+	}
+	for _, p := range e.prefixes {
+		if strings.HasPrefix(t.raw, p) {
+			return true
+		}
+		for _, c := range t.cands {
+			if strings.HasPrefix(c, p) {
+				return true
+			}
+		}
+	}
+	if t.isNum && slices.Contains(e.alts, t.raw) {
+		return true
+	}
+	return false
+}
+
+// matchAt returns the end (exclusive) of the shortest match of pt starting at
+// token i, or -1.
+func (pt *pattern) matchAt(toks []token, i int) int {
+	return matchElems(pt.elems, toks, i)
+}
+
+func matchElems(es []elem, toks []token, i int) int {
+	if len(es) == 0 {
+		return i
+	}
+	e := &es[0]
+	if e.gap > 0 {
+		for g := 0; g <= e.gap; g++ {
+			if end := matchElems(es[1:], toks, i+g); end >= 0 {
+				return end
+			}
+			if i+g >= len(toks) || toks[i+g].bound != 0 {
+				return -1
+			}
+		}
+		return -1
+	}
+	if i >= len(toks) || !e.matches(&toks[i]) {
+		return -1
+	}
+	return matchElems(es[1:], toks, i+1)
+}
+
+type span struct{ start, end int }
+
+// findAll returns the spans where any of pts match.
+func findAll(pts []pattern, toks []token) []span {
+	var out []span
+	for i := range toks {
+		for pi := range pts {
+			if end := pts[pi].matchAt(toks, i); end > i {
+				out = append(out, span{i, end})
+			}
+		}
+	}
+	return out
+}
+
+type match struct {
+	category string
+	phrase   string
+	start    int
+}
+
+// scan returns the red flags in text (see Pack.ScanText).
+func (lx *lexicon) scan(text string) []RedFlag {
+	if lx == nil || strings.TrimSpace(text) == "" {
+		return nil
+	}
+	toks := lx.prepare(text)
+	an := lx.analyse(toks)
+	var found []match
+	for _, cat := range lx.categories {
+		for pi := range cat.phrases {
+			for i := range toks {
+				end := cat.phrases[pi].matchAt(toks, i)
+				if end <= i || !an.keep(span{i, end}) {
+					continue
+				}
+				found = append(found, match{cat.id, phraseOf(toks, i, end), i})
+			}
+		}
+		for _, combo := range cat.combos {
+			var parts []string
+			first := -1
+			for _, cn := range combo {
+				sp, ok := lx.firstConcept(cn, toks, an)
+				if !ok {
+					parts = nil
+					break
+				}
+				parts = append(parts, phraseOf(toks, sp.start, sp.end))
+				if first < 0 || sp.start < first {
+					first = sp.start
+				}
+			}
+			if parts != nil {
+				found = append(found, match{cat.id, strings.Join(parts, " + "), first})
+			}
+		}
+	}
+	slices.SortStableFunc(found, func(a, b match) int { return a.start - b.start })
+	var out []RedFlag
+	for _, m := range found {
+		rf := RedFlag{Category: m.category, Phrase: m.phrase}
+		if !slices.Contains(out, rf) {
+			out = append(out, rf)
+		}
+	}
+	return out
+}
+
+func (lx *lexicon) firstConcept(name string, toks []token, an *analysis) (span, bool) {
+	for i := range toks {
+		for pi := range lx.concepts[name] {
+			if end := lx.concepts[name][pi].matchAt(toks, i); end > i && an.keep(span{i, end}) {
+				return span{i, end}, true
+			}
+		}
+	}
+	return span{}, false
+}
+
+func phraseOf(toks []token, i, j int) string {
+	var ws []string
+	for _, t := range toks[i:j] {
+		if t.bound == 0 {
+			ws = append(ws, t.raw)
+		}
+	}
+	return strings.Join(ws, " ")
+}
+
+// analysis holds per-text spans used to judge each match.
+type analysis struct {
+	lx         *lexicon
+	toks       []token
+	cues       []span
+	hedges     []span
+	reopeners  []span
+	history    []span
+	recency    []span
+	exclusions []span
+}
+
+func (lx *lexicon) analyse(toks []token) *analysis {
+	return &analysis{lx: lx, toks: toks, cues: findAll(lx.cues, toks), hedges: findAll(lx.hedges, toks),
+		reopeners: findAll(lx.reopeners, toks),
+		history:   findAll(lx.history, toks), recency: findAll(lx.recency, toks), exclusions: findAll(lx.exclusions, toks)}
+}
+
+// keep reports whether a match at sp counts: not excluded, not negated and
+// not past history.
+func (an *analysis) keep(sp span) bool {
+	for _, x := range an.exclusions {
+		if x.start < sp.end && sp.start < x.end {
+			return false
+		}
+	}
+	return !an.negated(sp) && !an.pastHistory(sp)
+}
+
+// clause returns the bounds of the clause around sp: sentence boundaries and
+// terminator words ("but", "however") end it.
+func (an *analysis) clause(sp span) (int, int) {
+	s := sp.start
+	for s > 0 && an.toks[s-1].bound != '.' && !an.lx.terminators[an.toks[s-1].raw] {
+		s--
+	}
+	e := sp.end
+	for e < len(an.toks) && an.toks[e].bound != '.' && !an.lx.terminators[an.toks[e].raw] {
+		e++
+	}
+	return s, e
+}
+
+func within(x span, s, e int) bool { return x.start >= s && x.end <= e }
+
+func (an *analysis) pastHistory(sp span) bool {
+	s, e := an.clause(sp)
+	hist := false
+	for _, h := range an.history {
+		if within(h, s, e) && (h.end <= sp.start || h.start >= sp.end) {
+			hist = true
+		}
+	}
+	if !hist {
+		return false
+	}
+	for _, r := range an.recency {
+		if within(r, s, e) {
+			return false
+		}
+	}
+	return true
+}
+
+// negated applies NegEx-style scope: a cue before the match in the same
+// clause, within the window, with no clause starter between; commas and "and"
+// are crossed only by list cues ("denies", "no", "without") when the
+// items between are short and the match ends the list; a hedge anywhere in
+// the clause before the match, or a reopener right after it ("like this"),
+// cancels the negation.
+func (an *analysis) negated(sp span) bool {
+	s, e := an.clause(sp)
+	for _, h := range an.hedges {
+		if h.start >= s && h.start < sp.end {
+			return false
+		}
+	}
+	for _, r := range an.reopeners {
+		if r.start >= sp.end && r.start <= sp.end+3 && r.end <= e {
+			return false
+		}
+	}
+	for _, c := range an.cues {
+		if c.end > sp.start || c.start < s {
+			continue
+		}
+		if an.cueCovers(c, sp) {
+			return true
+		}
+	}
+	return false
+}
+
+func (an *analysis) cueCovers(c, sp span) bool {
+	cueWord := an.toks[c.start].raw
+	list := an.lx.listCues[cueWord]
+	words, seg, crossed := 0, 0, false
+	for i := c.end; i < sp.start; i++ {
+		t := an.toks[i]
+		if t.bound == ',' || t.raw == "and" || t.raw == "or" || t.raw == "nor" {
+			if t.raw == "or" || t.raw == "nor" {
+				seg = 0
+				continue
+			}
+			if !list {
+				return false
+			}
+			crossed = true
+			seg = 0
+			continue
+		}
+		if an.lx.starters[t.raw] {
+			return false
+		}
+		words++
+		seg++
+		if seg > 3 && crossed {
+			return false
+		}
+	}
+	if words > an.lx.window {
+		return false
+	}
+	if crossed {
+		if sp.end < len(an.toks) {
+			next := an.toks[sp.end]
+			if next.bound == 0 && !an.lx.listContinue[next.raw] {
+				return false
+			}
+		}
+	}
+	return true
+}
