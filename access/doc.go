@@ -26,6 +26,15 @@
 //  5. Policy.Decide — RBAC then ABAC; every deny carries a fixed reason.
 //  6. VisibleFields — strip the field groups the role may not see.
 //
+// # Tenant binding
+//
+// A token acts for a tenant only if its issuer (and client, when the
+// tenant's binding lists client ids) is in that tenant's registry entry
+// (tenants.config "issuers"). NewRegistryIssuers reads the registry;
+// CachedTenantIssuers puts a short TTL cache in front of it; IssuerJWKSURLs
+// collects issuer → JWKS URL for ValidatorConfig and rejects an issuer bound
+// with two different JWKS URLs.
+//
 // # Scopes
 //
 // SMART v2 style ("user/Task.rs"; v1 ".read"/".write" accepted). Contexts

@@ -116,13 +116,11 @@ func (s *keySet) key(ctx context.Context, kid, alg string) (any, *TokenError) {
 	stale := !fetchedAt2.IsZero() && now.Sub(fetchedAt2) < 2*cfg.JWKSCacheTTL
 	if !lastAttempt.IsZero() && now.Sub(lastAttempt) < cfg.JWKSRefetchInterval {
 		// Rate-limited: answer from what we have.
-		if stale {
-			if k := find(keys, kid, alg); k != nil {
-				return k, nil
-			}
-		}
 		if !stale {
 			return nil, &TokenError{Reason: ReasonKeysUnavailable, Err: ErrKeysUnavailable}
+		}
+		if k := find(keys, kid, alg); k != nil {
+			return k, nil
 		}
 		return nil, tokenErr(ReasonUnknownKey)
 	}
@@ -149,7 +147,9 @@ func (s *keySet) key(ctx context.Context, kid, alg string) (any, *TokenError) {
 }
 
 func (s *keySet) fetch(ctx context.Context) ([]jwk, error) {
-	ctx, cancel := context.WithTimeout(ctx, DefaultJWKSTimeout)
+	// The fetch serves every request waiting on this issuer, so one caller
+	// hanging up must not abort it (and then rate-limit the retry).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultJWKSTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -53,9 +55,11 @@ func BindTenant(ctx context.Context, p *Principal, requestedTenant string, reg T
 	return nil
 }
 
-// IssuerBinding is one entry of a tenant's config "issuers" list.
+// IssuerBinding is one entry of a tenant's config "issuers" list (the same
+// JSON as store.Issuer).
 type IssuerBinding struct {
 	Issuer    string   `json:"issuer"`
+	JWKSURL   string   `json:"jwks_url,omitempty"`
 	ClientIDs []string `json:"client_ids,omitempty"`
 	Audience  string   `json:"audience,omitempty"`
 }
@@ -112,6 +116,97 @@ func (r registryIssuers) TenantsForIssuer(ctx context.Context, issuer, clientID 
 	})
 	if err != nil {
 		return nil, fmt.Errorf("access: tenant registry: %w", err)
+	}
+	return out, nil
+}
+
+// maxIssuerCacheEntries bounds CachedTenantIssuers (issuer × client pairs
+// come from validated tokens, so the set is small; the bound is a backstop).
+const maxIssuerCacheEntries = 4096
+
+// CachedTenantIssuers wraps inner with a cache of ttl (so a changed binding
+// takes effect within ttl). Errors are not cached. now may be nil (time.Now).
+// Safe for concurrent use.
+func CachedTenantIssuers(inner TenantIssuers, ttl time.Duration, now func() time.Time) TenantIssuers {
+	if now == nil {
+		now = time.Now
+	}
+	return &cachedIssuers{inner: inner, ttl: ttl, now: now, m: map[[2]string]cachedTenants{}}
+}
+
+type cachedTenants struct {
+	tenants []string
+	at      time.Time
+}
+
+type cachedIssuers struct {
+	inner TenantIssuers
+	ttl   time.Duration
+	now   func() time.Time
+	mu    sync.Mutex
+	m     map[[2]string]cachedTenants
+}
+
+func (c *cachedIssuers) TenantsForIssuer(ctx context.Context, issuer, clientID string) ([]string, error) {
+	k := [2]string{issuer, clientID}
+	now := c.now()
+	c.mu.Lock()
+	e, ok := c.m[k]
+	c.mu.Unlock()
+	if ok && now.Sub(e.at) < c.ttl {
+		return slices.Clone(e.tenants), nil
+	}
+	ts, err := c.inner.TenantsForIssuer(ctx, issuer, clientID)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if len(c.m) >= maxIssuerCacheEntries {
+		clear(c.m)
+	}
+	c.m[k] = cachedTenants{tenants: slices.Clone(ts), at: now}
+	c.mu.Unlock()
+	return ts, nil
+}
+
+// IssuerJWKSURLs reads every tenant's issuer bindings from the registry and
+// returns issuer → JWKS URL, for ValidatorConfig.JWKSURLs. Bindings without a
+// jwks_url are skipped; one issuer bound with two different JWKS URLs is an
+// error (which keys would be trusted would depend on the tenant).
+func IssuerJWKSURLs(ctx context.Context, db *store.DB) (map[string]string, error) {
+	out := map[string]string{}
+	err := db.Global(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			SELECT id, config->'issuers' FROM tenants
+			WHERE jsonb_typeof(config->'issuers') = 'array' ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var raw []byte
+			if err := rows.Scan(&id, &raw); err != nil {
+				return err
+			}
+			var bs []IssuerBinding
+			if err := json.Unmarshal(raw, &bs); err != nil {
+				return fmt.Errorf("tenant %s: malformed issuers", id)
+			}
+			for _, b := range bs {
+				if b.Issuer == "" || b.JWKSURL == "" {
+					continue
+				}
+				if prev, ok := out[b.Issuer]; ok && prev != b.JWKSURL {
+					return fmt.Errorf("issuer %q has two JWKS URLs (tenant %s)", b.Issuer, id)
+				}
+				out[b.Issuer] = b.JWKSURL
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("access: issuer jwks urls: %w", err)
 	}
 	return out, nil
 }

@@ -151,7 +151,8 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 		cfg:     cfg,
 		client:  &client,
 		issuers: make(map[string]*keySet, len(urls)),
-		parser:  jwt.NewParser(jwt.WithStrictDecoding(), jwt.WithValidMethods(allowedAlgs)),
+		// Only parsing is delegated; every check is ours (see Validate).
+		parser: jwt.NewParser(jwt.WithStrictDecoding()),
 	}
 	for iss, u := range urls {
 		v.issuers[iss] = &keySet{v: v, issuer: iss, url: u}
@@ -178,11 +179,9 @@ type Principal struct {
 	TenantClaim string
 }
 
-// LogValue implements slog.LogValuer: subject, role and client only.
-func (p *Principal) LogValue() slog.Value {
-	if p == nil {
-		return slog.StringValue("<nil>")
-	}
+// LogValue implements slog.LogValuer: subject, role and client only. It has
+// a value receiver so that Principal values and pointers both redact.
+func (p Principal) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("subject", p.Subject),
 		slog.String("role", string(p.Role)),

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -228,7 +229,9 @@ func TestPrincipalLogValue(t *testing.T) {
 	p := &Principal{Subject: "user-123", Issuer: "https://idp.example", ClientID: "review-ui", Role: RoleNurse,
 		Department: "oncology", Scopes: []string{"user/Task.rs"}, TokenID: "jti-secret", TenantID: "clinic-a", OnBehalfOf: "pat-9"}
 	var buf bytes.Buffer
-	slog.New(slog.NewJSONHandler(&buf, nil)).Info("request", "principal", p)
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	log.Info("request", "principal", p)
+	log.Info("request", "principal", *p) // a value must redact too
 	out := buf.String()
 	for _, want := range []string{"user-123", "nurse", "review-ui"} {
 		if !strings.Contains(out, want) {
@@ -422,4 +425,25 @@ func mustJSON(v any) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+func TestJWKSRedirectToPlainHTTPRefused(t *testing.T) {
+	t.Parallel()
+	testKeys(t)
+	k := testKey{kid: "k", alg: "EdDSA", priv: edKey}
+	srv := httptest.NewServer(http.RedirectHandler("http://jwks.example/keys", http.StatusFound))
+	t.Cleanup(srv.Close)
+	const iss = "https://idp.redirect.example"
+	v, err := NewValidator(ValidatorConfig{
+		JWKSURLs: map[string]string{iss: srv.URL}, Audience: testAudience,
+		AllowInsecureLoopback: true, Now: newFakeClock(testBase).Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := (&testIdP{issuer: iss}).claimsAt(testBase)
+	_, err = v.Validate(context.Background(), sign(t, k, c))
+	if !errors.Is(err, ErrKeysUnavailable) || !errors.Is(err, ErrInsecureTransport) {
+		t.Fatalf("err = %v, want keys unavailable (insecure redirect)", err)
+	}
 }

@@ -45,7 +45,7 @@ func BenchmarkAppend(b *testing.B) {
 			`{"count": 1, "rule_ids": ["k.critical"]}`, hash}
 	}
 	pool := tb.db.App.Pool()
-	const parallelism = 16 // goroutines per GOMAXPROCS
+	const parallelism = 64 // goroutines per GOMAXPROCS
 
 	b.Run("plain-insert", func(b *testing.B) {
 		b.SetParallelism(parallelism)

@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"testing"
 	"time"
@@ -85,4 +86,21 @@ func (b *testBundle) superuser(t testing.TB, stmts ...string) {
 	if err != nil {
 		t.Fatalf("tamper: %v", err)
 	}
+}
+
+func ed25519Key() (ed25519.PublicKey, ed25519.PrivateKey, error) { return ed25519.GenerateKey(nil) }
+
+// tenantReport picks one tenant's report (the registry also holds a "system" tenant).
+func tenantReport(t testing.TB, rep *audit.Report, tenant string) audit.TenantReport {
+	t.Helper()
+	if rep == nil {
+		t.Fatalf("no report for %s", tenant)
+	}
+	for _, tr := range rep.Tenants {
+		if tr.TenantID == tenant {
+			return tr
+		}
+	}
+	t.Fatalf("no report for %s in %+v", tenant, rep.Tenants)
+	return audit.TenantReport{}
 }

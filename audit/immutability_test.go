@@ -92,7 +92,7 @@ func TestFailClosed(t *testing.T) {
 			}
 
 			// The chain is intact.
-			if rep, err := audit.Verify(b.ctx, b.db.Owner, audit.VerifyOptions{}); err != nil || rep.Tenants[0].Checked != 2 {
+			if rep, err := audit.Verify(b.ctx, b.db.Owner, audit.VerifyOptions{}); err != nil || tenantReport(t, rep, "t1").Checked != 2 {
 				t.Fatalf("verify: %v %v", rep, err)
 			}
 		})
@@ -165,7 +165,7 @@ func TestImmutability(t *testing.T) {
 			}
 		})
 	}
-	if rep, err := audit.Verify(b.ctx, b.db.Owner, audit.VerifyOptions{}); err != nil || rep.Tenants[0].Checked != 3 {
+	if rep, err := audit.Verify(b.ctx, b.db.Owner, audit.VerifyOptions{}); err != nil || tenantReport(t, rep, "t1").Checked != 3 {
 		t.Fatalf("verify: %v %v", rep, err)
 	}
 }

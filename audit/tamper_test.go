@@ -126,7 +126,7 @@ func TestTamper(t *testing.T) {
 			if rep == nil {
 				t.Fatalf("verify: %v", err)
 			}
-			t1 := rep.Tenants[0]
+			t1 := tenantReport(t, rep, "t1")
 			if tt.want == nil {
 				if err != nil || !rep.OK || rep.String() != "OK" {
 					t.Fatalf("verify: %v\n%s", err, rep)
@@ -142,8 +142,8 @@ func TestTamper(t *testing.T) {
 			if t1.FirstBad == nil || *t1.FirstBad != *tt.want {
 				t.Fatalf("first bad = %+v, want %+v", t1.FirstBad, tt.want)
 			}
-			if rep.Tenants[1].FirstBad != nil {
-				t.Fatalf("tenant t2 reported broken: %+v", rep.Tenants[1].FirstBad)
+			if t2 := tenantReport(t, rep, "t2"); t2.FirstBad != nil {
+				t.Fatalf("tenant t2 reported broken: %+v", t2.FirstBad)
 			}
 			wantLine := fmt.Sprintf("tenant t1: record seq %d broken: %s", tt.want.Seq, tt.want.Reason)
 			if rep.String() != wantLine || !strings.Contains(err.Error(), wantLine) {

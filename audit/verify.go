@@ -322,9 +322,7 @@ func (v *Verifier) verifyTx(ctx context.Context, tx pgx.Tx, tenant string, tr *T
 // Records calls fn for each of tenant's records with seq >= from, in chain
 // order, inside tx (scoped to tenant). The *Record is reused between calls.
 func Records(ctx context.Context, tx pgx.Tx, tenant string, from int64, fn func(*Record) error) error {
-	rows, err := tx.Query(ctx, `SELECT seq, id::text, occurred_at, actor, actor_role, client_id, on_behalf_of, action, verb,
-		outcome, patient_ref, resources, source_ip, user_agent, purpose, request_id, coalesce(decision_id::text, ''),
-		detail::text, enc_version, prev_hash, hash
+	rows, err := tx.Query(ctx, `SELECT `+recordCols+`
 		FROM audit_events WHERE tenant_id = $1 AND seq >= $2 ORDER BY seq, occurred_at`, tenant, from)
 	if err != nil {
 		return fmt.Errorf("audit: read records: %w", err)
@@ -332,16 +330,10 @@ func Records(ctx context.Context, tx pgx.Tx, tenant string, from int64, fn func(
 	defer rows.Close()
 	var r Record
 	r.TenantID = tenant
-	var action string
-	var enc int16
 	for rows.Next() {
-		if err := rows.Scan(&r.Seq, &r.ID, &r.OccurredAt, &r.Actor, &r.ActorRole, &r.ClientID, &r.OnBehalfOf, &action, &r.Verb,
-			&r.Outcome, &r.PatientRef, &r.Resources, &r.SourceIP, &r.UserAgent, &r.Purpose, &r.RequestID, &r.DecisionID,
-			&r.DetailJSON, &enc, &r.PrevHash, &r.Hash); err != nil {
+		if err := scanRecord(rows, &r); err != nil {
 			return fmt.Errorf("audit: read records: %w", err)
 		}
-		r.Action, r.EncVersion = Action(action), int(enc)
-		r.OccurredAt = r.OccurredAt.UTC()
 		if err := fn(&r); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
@@ -20,10 +21,11 @@ type WriterConfig struct {
 	// MaxDelay is how long a batch waits for more events after its first
 	// (default 2ms). Under load batches fill before it expires.
 	MaxDelay time.Duration
-	// Concurrency is the number of transactions in flight (default 4).
-	// Batches of one tenant serialise on its chain head.
+	// Concurrency is the number of transactions in flight (default 4). Each
+	// tenant is served by one of them (by hash), so batches never wait on
+	// one another's chain-head lock.
 	Concurrency int
-	// QueueSize bounds the events waiting for a batch (default 8192); Append
+	// QueueSize bounds the events waiting per worker (default 8192); Append
 	// blocks (respecting its context) when the queue is full.
 	QueueSize int
 	// Logger receives batch failures (default: discard).
@@ -60,7 +62,7 @@ var ErrWriterClosed = errors.New("audit: writer closed")
 type Writer struct {
 	db     *store.DB
 	cfg    WriterConfig
-	queue  chan *request
+	queues []chan *request
 	mu     sync.RWMutex
 	closed bool
 	wg     sync.WaitGroup
@@ -79,10 +81,12 @@ type result struct {
 // NewWriter starts a Writer appending through db (the app role's).
 func NewWriter(db *store.DB, cfg WriterConfig) *Writer {
 	cfg = cfg.WithDefaults()
-	w := &Writer{db: db, cfg: cfg, queue: make(chan *request, cfg.QueueSize)}
+	w := &Writer{db: db, cfg: cfg}
 	for i := 0; i < cfg.Concurrency; i++ {
+		q := make(chan *request, cfg.QueueSize)
+		w.queues = append(w.queues, q)
 		w.wg.Add(1)
-		go w.loop()
+		go w.loop(q)
 	}
 	return w
 }
@@ -100,7 +104,7 @@ func (w *Writer) Append(ctx context.Context, ev Event) (Appended, error) {
 		return Appended{}, ErrWriterClosed
 	}
 	select {
-	case w.queue <- req:
+	case w.queues[shard(ev.TenantID, len(w.queues))] <- req:
 		w.mu.RUnlock()
 	case <-ctx.Done():
 		w.mu.RUnlock()
@@ -119,20 +123,28 @@ func (w *Writer) Close() error {
 	w.mu.Lock()
 	if !w.closed {
 		w.closed = true
-		close(w.queue)
+		for _, q := range w.queues {
+			close(q)
+		}
 	}
 	w.mu.Unlock()
 	w.wg.Wait()
 	return nil
 }
 
-func (w *Writer) loop() {
+func shard(tenant string, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(tenant))
+	return int(h.Sum32() % uint32(n))
+}
+
+func (w *Writer) loop(queue chan *request) {
 	defer w.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	batch := make([]*request, 0, w.cfg.MaxBatch)
 	for {
-		first, ok := <-w.queue
+		first, ok := <-queue
 		if !ok {
 			return
 		}
@@ -141,7 +153,7 @@ func (w *Writer) loop() {
 	fill:
 		for len(batch) < w.cfg.MaxBatch {
 			select {
-			case r, ok := <-w.queue:
+			case r, ok := <-queue:
 				if !ok {
 					break fill
 				}

@@ -284,7 +284,8 @@ func (c *Client) once(ctx context.Context, u *url.URL) ([]byte, http.Header, *at
 		if ctx.Err() != nil {
 			return nil, nil, &attemptError{err: ctx.Err()}
 		}
-		return nil, nil, &attemptError{err: stripURL(err), retryable: true}
+		// A refused redirect (see sameOriginRedirect) is permanent.
+		return nil, nil, &attemptError{err: stripURL(err), retryable: !errors.Is(err, ErrInvalid)}
 	}
 	defer resp.Body.Close()
 	switch code := resp.StatusCode; {

@@ -38,7 +38,8 @@ type ClientConfig struct {
 	// loopback address (127.0.0.0/8, ::1, localhost). Required.
 	BaseURL string
 	// HTTPClient sends the requests. Default: a client whose transport requires
-	// TLS 1.2 or later. Redirects follow the http.Client's policy.
+	// TLS 1.2 or later and that follows at most 5 redirects, only to the same
+	// scheme and host.
 	HTTPClient *http.Client
 	// Timeout bounds each HTTP request (each attempt). Default 10s.
 	Timeout time.Duration
@@ -71,7 +72,7 @@ func (c ClientConfig) WithDefaults() ClientConfig {
 	if c.HTTPClient == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		c.HTTPClient = &http.Client{Transport: tr}
+		c.HTTPClient = &http.Client{Transport: tr, CheckRedirect: sameOriginRedirect}
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
@@ -139,4 +140,17 @@ func isLoopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// sameOriginRedirect refuses redirects that change scheme or host (the bearer
+// token must not travel elsewhere) and stops after 5.
+func sameOriginRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return fmt.Errorf("fhir: too many redirects: %w", ErrInvalid)
+	}
+	first := via[0].URL
+	if !strings.EqualFold(req.URL.Scheme, first.Scheme) || !strings.EqualFold(req.URL.Host, first.Host) {
+		return fmt.Errorf("fhir: redirect to another origin refused: %w", ErrInvalid)
+	}
+	return nil
 }

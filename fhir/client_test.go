@@ -313,3 +313,42 @@ func TestBackoffBounds(t *testing.T) {
 		}
 	}
 }
+
+func TestClientTransientFailuresBecomeUnavailable(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		h    http.HandlerFunc
+		mod  func(*ClientConfig)
+	}{
+		{"per-request timeout", func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() },
+			func(c *ClientConfig) { c.Timeout = 20 * time.Millisecond; c.MaxAttempts = 2 }},
+		{"token source failing", func(w http.ResponseWriter, r *http.Request) { t.Error("request sent without a token") },
+			func(c *ClientConfig) {
+				c.TokenSource = func(context.Context) (string, error) { return "", errors.New("idp down") }
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := testClient(t, tt.h, tt.mod)
+			_, err := c.Read(ctxT(t), "Patient", "p1")
+			if !errors.Is(err, ErrUnavailable) || !IsRetryable(err) {
+				t.Fatalf("err = %v, want ErrUnavailable", err)
+			}
+		})
+	}
+}
+
+func TestClientRefusesCrossOriginRedirect(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	c := testClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		http.Redirect(w, r, "https://elsewhere.example/fhir/Patient/p1", http.StatusFound)
+	}))
+	_, err := c.Read(ctxT(t), "Patient", "p1")
+	if !errors.Is(err, ErrInvalid) || IsRetryable(err) || calls.Load() != 1 {
+		t.Fatalf("err = %v after %d calls, want ErrInvalid at once", err, calls.Load())
+	}
+}

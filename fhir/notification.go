@@ -113,6 +113,7 @@ func notifErr(format string, args ...any) error {
 //
 // An event-notification must carry at least one event; event numbers must be
 // unique. Every error wraps ErrInvalid and names the problem, never content.
+// Callers bound the body size before calling (the whole body is decoded).
 func ParseNotification(body []byte) (*Notification, error) {
 	if !isJSONObject(body) {
 		return nil, notifErr("body is not a JSON object")

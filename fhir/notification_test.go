@@ -100,11 +100,15 @@ func TestParseNotificationMalformed(t *testing.T) {
 		{"wrong bundle type", edit(func(b map[string]any) { b["type"] = "transaction" }), `bundle type is "transaction", want "history"`},
 		{"bundle type is content", edit(func(b map[string]any) { b["type"] = phi + " x" }), `bundle type is (not a code)`},
 		{"no entries", `{"resourceType":"Bundle","type":"history"}`, "first entry has no SubscriptionStatus"},
-		{"missing Parameters", edit(func(b map[string]any) { entries(b)[0].(map[string]any)["resource"] = map[string]any{"resourceType": "Patient", "id": "x"} }), `first entry's resource is "Patient"`},
+		{"missing Parameters", edit(func(b map[string]any) {
+			entries(b)[0].(map[string]any)["resource"] = map[string]any{"resourceType": "Patient", "id": "x"}
+		}), `first entry's resource is "Patient"`},
 		{"no type", edit(func(b map[string]any) { setParams(b, append(params(b)[:3:3], params(b)[4:]...)) }), "type is (missing)"},
 		{"bad type", edit(func(b map[string]any) { params(b)[3].(map[string]any)["valueCode"] = "event" }), `type is "event"`},
 		{"no subscription", edit(func(b map[string]any) { setParams(b, params(b)[1:]) }), "subscription reference is missing"},
-		{"subscription without reference", edit(func(b map[string]any) { params(b)[0].(map[string]any)["valueReference"] = map[string]any{"display": phi} }), "parameter 0 (subscription)"},
+		{"subscription without reference", edit(func(b map[string]any) {
+			params(b)[0].(map[string]any)["valueReference"] = map[string]any{"display": phi}
+		}), "parameter 0 (subscription)"},
 		{"no topic", edit(func(b map[string]any) { params(b)[1].(map[string]any)["name"] = "x" }), "topic is missing"},
 		{"no events", edit(func(b map[string]any) { setParams(b, params(b)[:5]) }), "has no notification-event"},
 		{"event without focus", edit(func(b map[string]any) { event(b, 0)["part"] = event(b, 0)["part"].([]any)[:2] }), "notification-event 0 has no focus"},

@@ -35,19 +35,53 @@ func jsonErrorDetail(err error) string {
 type resourceHeader struct {
 	ResourceType string `json:"resourceType"`
 	ID           string `json:"id"`
-	Meta         *struct {
-		VersionID   string `json:"versionId"`
-		LastUpdated string `json:"lastUpdated"`
-	} `json:"meta"`
+	Meta         *resourceMeta
 }
 
+type resourceMeta struct {
+	VersionID   string
+	LastUpdated string
+}
+
+// parseHeader reads resourceType, id and meta.versionId/lastUpdated with
+// exact (case-sensitive) member names, rejecting duplicate members, so that
+// what is pinned is what any FHIR parser would read.
 func parseHeader(raw []byte) (resourceHeader, error) {
 	var h resourceHeader
 	if !isJSONObject(raw) {
 		return h, invalidf("fhir: resource is not a JSON object")
 	}
-	if err := json.Unmarshal(raw, &h); err != nil {
-		return h, invalidf("fhir: resource: %s", jsonErrorDetail(err))
+	ms, err := objectMembers(raw)
+	if err != nil {
+		return h, fmt.Errorf("fhir: resource: %w", err)
+	}
+	for _, m := range ms {
+		switch m.key {
+		case "resourceType":
+			h.ResourceType, _ = stringValue(m.val)
+		case "id":
+			var ok bool
+			if h.ID, ok = stringValue(m.val); !ok {
+				return h, invalidf("fhir: resource id is not a string")
+			}
+		case "meta":
+			if !isJSONObject(m.val) {
+				continue
+			}
+			mm, err := objectMembers(m.val)
+			if err != nil {
+				return h, fmt.Errorf("fhir: resource meta: %w", err)
+			}
+			h.Meta = &resourceMeta{}
+			for _, x := range mm {
+				switch x.key {
+				case "versionId":
+					h.Meta.VersionID, _ = stringValue(x.val)
+				case "lastUpdated":
+					h.Meta.LastUpdated, _ = stringValue(x.val)
+				}
+			}
+		}
 	}
 	if !validType(h.ResourceType) {
 		return h, invalidf("fhir: resource has no valid resourceType")
@@ -55,7 +89,19 @@ func parseHeader(raw []byte) (resourceHeader, error) {
 	if h.ID != "" && !validID(h.ID) {
 		return h, invalidf("fhir: %s has a malformed id", h.ResourceType)
 	}
+	if h.Meta != nil && h.Meta.VersionID != "" && !validID(h.Meta.VersionID) {
+		return h, invalidf("fhir: %s has a malformed meta.versionId", h.ResourceType)
+	}
 	return h, nil
+}
+
+// stringValue decodes a JSON string.
+func stringValue(v json.RawMessage) (string, bool) {
+	var s string
+	if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &s) != nil {
+		return "", false
+	}
+	return s, true
 }
 
 // newResource builds a Resource from raw bytes, copying them. The resource
@@ -103,6 +149,7 @@ func objectMembers(raw []byte) ([]member, error) {
 		return nil, invalidf("fhir: not a JSON object")
 	}
 	var ms []member
+	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -112,6 +159,10 @@ func objectMembers(raw []byte) ([]member, error) {
 		if !ok {
 			return nil, invalidf("fhir: malformed JSON object")
 		}
+		if seen[key] {
+			return nil, invalidf("fhir: duplicate JSON member")
+		}
+		seen[key] = true
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
 			return nil, invalidf("fhir: %s", jsonErrorDetail(err))

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -28,8 +29,18 @@ func TestStoreLoadsAllSharedSynthea(t *testing.T) {
 	if err != nil {
 		t.Fatalf("LoadFS: %v", err)
 	}
-	if n < 5000 {
-		t.Fatalf("loaded %d resources, want many more", n)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	want := 0
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		var bundle struct{ Entry []json.RawMessage }
+		if err := json.Unmarshal(b, &bundle); err != nil {
+			t.Fatal(err)
+		}
+		want += len(bundle.Entry)
+	}
+	if len(files) != 20 || n != want {
+		t.Fatalf("loaded %d resources from %d files, want %d from 20", n, len(files), want)
 	}
 	// No urn:uuid reference survives when its target is in the bundle.
 	obs, _ := s.Search(context.Background(), "Observation", nil)

@@ -93,7 +93,7 @@ func placeholderFor(id string) string {
 		return redEmail
 	case isDateLike(id):
 		return redDOB
-	case digitCount(id) >= 7:
+	case digitCount(id) >= 7 && !strings.ContainsFunc(id, unicode.IsLetter):
 		return redPhone
 	case digitCount(id) > 0:
 		return redID

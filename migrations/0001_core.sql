@@ -146,3 +146,7 @@ GRANT SELECT ON tenants TO vigil_app;
 GRANT SELECT, INSERT, UPDATE ON tenant_keys TO vigil_app;
 GRANT SELECT, INSERT, UPDATE ON intake_events, decisions, review_items, outbox TO vigil_app;
 GRANT SELECT, INSERT ON decision_revisions TO vigil_app;
+
+-- Audit events that cannot be attributed to a tenant (a token no tenant's
+-- identity provider issued) go to this reserved tenant's chain.
+INSERT INTO tenants (id, name, config) VALUES ('system', 'Vigil system events', '{"issuers": [], "queues": []}');

@@ -197,7 +197,8 @@ $$;
 
 -- audit_drop_partition drops one monthly partition if, and only if, it ended
 -- before not_after (the caller's "now minus retention"; never later than the
--- database clock minus six years), every tenant's rows in it are covered by a
+-- database clock minus six years), it is the oldest monthly partition (so a
+-- drop removes a prefix of every chain), every tenant's rows in it are covered by a
 -- signed checkpoint that was exported, and no legal hold overlaps it. It
 -- records a retention mark per tenant (where verification resumes) and logs
 -- the decision either way. Returns the reason ('dropped' or the refusal).
@@ -214,6 +215,8 @@ BEGIN
         reason := 'not a monthly audit partition';
     ELSIF p.hi > not_after OR p.hi > now() - interval '6 years' THEN
         reason := 'younger than the retention period';
+    ELSIF EXISTS (SELECT 1 FROM audit_partitions() o WHERE o.hi <= p.lo) THEN
+        reason := 'an older partition is still kept (chains are cut oldest first)';
     END IF;
     IF reason = '' THEN
         FOR t IN EXECUTE format('SELECT tenant_id, max(seq) AS max_seq, min(occurred_at) AS lo, max(occurred_at) AS hi FROM %I GROUP BY tenant_id', name) LOOP

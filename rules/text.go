@@ -46,6 +46,7 @@ type lexiconYAML struct {
 	Negation struct {
 		Cues           []string `json:"cues"`
 		ListCues       []string `json:"list_cues"`
+		AndCues        []string `json:"and_cues"`
 		Hedges         []string `json:"hedges"`
 		Terminators    []string `json:"terminators"`
 		ClauseStarters []string `json:"clause_starters"`
@@ -69,6 +70,7 @@ type lexiconYAML struct {
 }
 
 type elem struct {
+	seqs     [][]string // multi-word alternatives ("get_air")
 	alts     []string
 	prefixes []string
 	gap      int
@@ -94,6 +96,7 @@ type lexicon struct {
 	conceptNames []string
 	cues         []pattern
 	listCues     map[string]bool
+	andCues      map[string]bool
 	hedges       []pattern
 	terminators  map[string]bool
 	starters     map[string]bool
@@ -104,6 +107,7 @@ type lexicon struct {
 	recency      []pattern
 	exclusions   []pattern
 	vocab        map[string]bool
+	segVocab     map[string]bool
 	noFuzzy      map[string]bool
 	byFirst      map[byte][]string
 }
@@ -115,8 +119,8 @@ func (c *compiler) compileLexicon(fn string, src []byte) *lexicon {
 		return nil
 	}
 	lines := strings.Split(string(src), "\n")
-	lx := &lexicon{concepts: map[string][]pattern{}, vocab: map[string]bool{}, noFuzzy: map[string]bool{},
-		listCues: set(ly.Negation.ListCues), terminators: set(ly.Negation.Terminators),
+	lx := &lexicon{concepts: map[string][]pattern{}, vocab: map[string]bool{}, segVocab: map[string]bool{}, noFuzzy: map[string]bool{},
+		listCues: set(ly.Negation.ListCues), andCues: set(ly.Negation.AndCues), terminators: set(ly.Negation.Terminators),
 		starters: set(ly.Negation.ClauseStarters), listContinue: set(ly.Negation.ListContinue), window: ly.Negation.Window}
 	if lx.window <= 0 {
 		lx.window = 6
@@ -151,6 +155,7 @@ func (c *compiler) compileLexicon(fn string, src []byte) *lexicon {
 	slices.Sort(lx.conceptNames)
 	for _, name := range lx.conceptNames {
 		lx.concepts[name] = compileList("concept "+name, ly.Concepts[name])
+		lx.addSegVocab(lx.concepts[name])
 	}
 	seen := map[string]bool{}
 	for _, cy := range ly.Categories {
@@ -161,6 +166,7 @@ func (c *compiler) compileLexicon(fn string, src []byte) *lexicon {
 		}
 		seen[cy.ID] = true
 		cat := category{id: cy.ID, phrases: compileList("category "+cy.ID, cy.Phrases), combos: cy.Combos}
+		lx.addSegVocab(cat.phrases)
 		for _, combo := range cy.Combos {
 			if len(combo) < 2 {
 				bad = true
@@ -219,17 +225,46 @@ func (lx *lexicon) addVocab(pt pattern) {
 		for _, a := range e.prefixes {
 			lx.vocab[a] = true
 		}
+		for _, seq := range e.seqs {
+			for _, a := range seq {
+				lx.vocab[a] = true
+			}
+		}
+	}
+}
+
+// addSegVocab adds the words of symptom patterns to the vocabulary used to
+// split run-together words: three letters or more, plus a few short words.
+func (lx *lexicon) addSegVocab(pts []pattern) {
+	for _, pt := range pts {
+		for _, e := range pt.elems {
+			words := slices.Clone(e.alts)
+			for _, seq := range e.seqs {
+				words = append(words, seq...)
+			}
+			for _, a := range words {
+				if len(a) >= 3 || a == "of" || a == "my" || a == "up" || a == "to" || a == "in" {
+					lx.segVocab[a] = true
+				}
+			}
+		}
 	}
 }
 
 func parsePattern(s string) (pattern, error) {
 	pt := pattern{src: s}
-	toks := tokenize(s)
 	fields := strings.Fields(strings.ToLower(s))
-	_ = toks
 	for _, f := range fields {
-		if f == "..." {
-			pt.elems = append(pt.elems, elem{gap: 4})
+		if strings.HasPrefix(f, "...") {
+			n := 4
+			if f != "..." {
+				v, err := strconv.Atoi(f[3:])
+				if err != nil || v < 1 || v > 8 {
+					return pt, fmt.Errorf("bad gap %q (want ... or ...N, N 1-8)", f)
+				}
+				n = v
+			}
+			pt.elems = append(pt.elems, elem{gap: n})
 			continue
 		}
 		if strings.HasPrefix(f, "#") {
@@ -244,6 +279,19 @@ func parsePattern(s string) (pattern, error) {
 		}
 		var e elem
 		for _, alt := range strings.Split(f, "|") {
+			if strings.Contains(alt, "_") {
+				var seq []string
+				for _, w := range strings.Split(alt, "_") {
+					if w = normWord(w); w != "" {
+						seq = append(seq, w)
+					}
+				}
+				if len(seq) == 0 {
+					return pt, fmt.Errorf("empty alternative in %q", f)
+				}
+				e.seqs = append(e.seqs, seq)
+				continue
+			}
 			pre := strings.HasSuffix(alt, "*")
 			alt = normWord(strings.TrimSuffix(alt, "*"))
 			if alt == "" {
@@ -397,7 +445,7 @@ func (lx *lexicon) prepare(text string) []token {
 		if !lx.vocab[t.raw] && len(t.raw) >= 6 {
 			if parts := lx.segment(t.raw); len(parts) > 1 {
 				for _, p := range parts {
-					out = append(out, token{raw: p, cands: []string{p}})
+					out = append(out, token{raw: p, cands: lx.candidates(p)})
 				}
 				continue
 			}
@@ -416,7 +464,7 @@ func (lx *lexicon) segment(w string) []string {
 	ok[0] = true
 	for i := 1; i <= n; i++ {
 		for j := max(0, i-16); j <= i-2; j++ {
-			if ok[j] && lx.vocab[w[j:i]] && (!ok[i] || len(best[j])+1 < len(best[i])) {
+			if ok[j] && lx.segPiece(w[j:i]) && (!ok[i] || len(best[j])+1 < len(best[i])) {
 				best[i] = append(slices.Clone(best[j]), w[j:i])
 				ok[i] = true
 			}
@@ -426,6 +474,23 @@ func (lx *lexicon) segment(w string) []string {
 		return nil
 	}
 	return best[n]
+}
+
+// segPiece reports whether p can be a piece of a run-together word: a
+// symptom word, or a misspelling of one when it has five letters or more.
+func (lx *lexicon) segPiece(p string) bool {
+	if lx.segVocab[p] {
+		return true
+	}
+	if len(p) < 5 || lx.vocab[p] || lx.noFuzzy[p] {
+		return false
+	}
+	for _, c := range lx.candidates(p)[1:] {
+		if lx.segVocab[c] {
+			return true
+		}
+	}
+	return false
 }
 
 // candidates returns the vocabulary words a token stands for: itself, or
@@ -439,7 +504,15 @@ func (lx *lexicon) candidates(w string) []string {
 		maxd = 2
 	}
 	out := []string{w}
-	for _, v := range lx.byFirst[w[0]] {
+	pool := lx.byFirst[w[0]]
+	if w[1] != w[0] { // first two letters swapped ("esction")
+		for _, v := range lx.byFirst[w[1]] {
+			if len(v) > 1 && v[1] == w[0] {
+				pool = append(slices.Clip(pool), v)
+			}
+		}
+	}
+	for _, v := range pool {
 		if len(v) < 4 || abs(len(v)-len(w)) > maxd {
 			continue
 		}
@@ -556,10 +629,40 @@ func matchElems(es []elem, toks []token, i int) int {
 		}
 		return -1
 	}
-	if i >= len(toks) || !e.matches(&toks[i]) {
-		return -1
+	if i < len(toks) && e.matches(&toks[i]) {
+		if end := matchElems(es[1:], toks, i+1); end >= 0 {
+			return end
+		}
 	}
-	return matchElems(es[1:], toks, i+1)
+	for _, seq := range e.seqs {
+		if i+len(seq) > len(toks) {
+			continue
+		}
+		ok := true
+		for k, w := range seq {
+			if !toks[i+k].is(w) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			if end := matchElems(es[1:], toks, i+len(seq)); end >= 0 {
+				return end
+			}
+		}
+	}
+	return -1
+}
+
+// is reports whether the token stands for word w.
+func (t *token) is(w string) bool {
+	if t.bound != 0 {
+		return false
+	}
+	if t.raw == w {
+		return true
+	}
+	return slices.Contains(t.cands, w)
 }
 
 type span struct{ start, end int }
@@ -756,7 +859,7 @@ func (an *analysis) cueCovers(c, sp span) bool {
 				seg = 0
 				continue
 			}
-			if !list {
+			if !list || (t.raw == "and" && !an.lx.andCues[cueWord]) {
 				return false
 			}
 			crossed = true

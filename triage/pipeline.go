@@ -294,7 +294,10 @@ func (p *Pipeline) draftAndDecide(ctx context.Context, j *job, snap *fhir.Snapsh
 		f.sealed.DraftClaims = append(f.sealed.DraftClaims, ClaimText{Text: c.Text, Evidence: c.Evidence})
 	}
 
-	g := ground.Verify(snap, d, ground.Options{RuleFloor: floor.Priority, Now: j.now})
+	// The rule floor is not passed to the verifier: a draft that proposes less
+	// urgency than the rules is not an invented fact; Decide overrides it and
+	// flags ai_overridden.
+	g := ground.Verify(snap, d, ground.Options{Now: j.now})
 	f.grounding = &g
 	agrees := floor.Disposition == rules.DispositionNone || d.Priority >= floor.Priority
 	eff := ground.EffectiveConfidence(d.Confidence, g, agrees)

@@ -26,6 +26,7 @@ type Record struct {
 	RulePack   PackInfo       `json:"rule_pack"`
 	RuleHits   []rules.Hit    `json:"rule_hits"`
 	Draft      *DraftInfo     `json:"draft,omitempty"`
+	Shadow     *DraftInfo     `json:"shadow_draft,omitempty"`
 	Grounding  *ground.Result `json:"grounding,omitempty"`
 	Confidence *Confidence    `json:"confidence,omitempty"`
 	Outcome    Outcome        `json:"outcome"`

@@ -30,6 +30,11 @@ type subcommand struct {
 func commands() map[string]subcommand {
 	return map[string]subcommand{
 		"migrate": {"apply database migrations (as the owner)", runMigrate},
+		"serve":   {"run the API and the workers", runServe},
+		"tenants": {"add, list or show tenants in the registry", runTenants},
+		"explain": {"print a decision's full record", runExplain},
+		"keys":    {"generate a local key-encryption key", runKeys},
+		"demo":    {"run the end-to-end demo on the local PostgreSQL", runDemo},
 	}
 }
 

@@ -1,0 +1,121 @@
+package rules
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"unicode"
+)
+
+type corpusEntry struct {
+	Text     string `json:"text"`
+	RedFlag  bool   `json:"red_flag"`
+	Category string `json:"category"`
+}
+
+func loadCorpus(t *testing.T) []corpusEntry {
+	t.Helper()
+	f, err := os.Open("testdata/redflags/corpus.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []corpusEntry
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
+		var e corpusEntry
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("corpus line %d: %v", len(out)+1, err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// variants is the deterministic generator of corpus variants: all caps, no
+// punctuation, no apostrophes and lower case, and a transposition typo in the
+// longest word (letters 2 and 3 swapped, keeping the first letter).
+func variants(s string) map[string]string {
+	noPunct := strings.Map(func(r rune) rune {
+		switch {
+		case r == '\'':
+			return -1
+		case unicode.IsPunct(r):
+			return ' '
+		}
+		return r
+	}, s)
+	words := strings.Fields(s)
+	li := 0
+	for i, w := range words {
+		if len(w) > len(words[li]) {
+			li = i
+		}
+	}
+	typo := s
+	if w := []byte(words[li]); len(w) >= 6 {
+		w[2], w[3] = w[3], w[2]
+		cp := append([]string(nil), words...)
+		cp[li] = string(w)
+		typo = strings.Join(cp, " ")
+	}
+	return map[string]string{
+		"caps":     strings.ToUpper(s),
+		"nopunct":  noPunct,
+		"lower":    strings.ToLower(strings.ReplaceAll(s, "'", "")),
+		"typo":     typo,
+		"original": s,
+	}
+}
+
+func TestRedFlagCorpus(t *testing.T) {
+	t.Parallel()
+	p := mustDefault(t)
+	corpus := loadCorpus(t)
+	if len(corpus) < 220 {
+		t.Fatalf("corpus has %d messages, want >= 220", len(corpus))
+	}
+	cats := map[string]int{}
+	var tp, fn, tn, fp int
+	for _, e := range corpus {
+		if e.RedFlag {
+			cats[e.Category]++
+		}
+		for kind, text := range variants(e.Text) {
+			got := p.ScanText(text)
+			switch {
+			case e.RedFlag && len(got) > 0:
+				tp++
+			case e.RedFlag:
+				fn++
+				t.Errorf("missed red flag (%s, %s variant): %q", e.Category, kind, text)
+			case len(got) == 0:
+				tn++
+			default:
+				fp++
+				t.Logf("false positive (%s variant): %q -> %v", kind, text, got)
+			}
+		}
+	}
+	for _, c := range []string{"chest_pain", "breathing", "fainting_collapse", "stroke", "anaphylaxis", "self_harm",
+		"seizure", "severe_headache", "sepsis", "bleeding", "postpartum"} {
+		if cats[c] == 0 {
+			t.Errorf("corpus has no %s messages", c)
+		}
+	}
+	sens := float64(tp) / float64(tp+fn)
+	spec := float64(tn) / float64(tn+fp)
+	t.Logf("corpus: %d messages (%d with red flags), %d scans with variants; sensitivity %.4f (%d/%d), specificity %.4f (%d/%d)",
+		len(corpus), len(cats), tp+fn+tn+fp, sens, tp, tp+fn, spec, tn, tn+fp)
+	if fn > 0 {
+		t.Errorf("sensitivity %.4f, want 1.0", sens)
+	}
+	if spec < 0.90 {
+		t.Errorf("specificity %.4f, want >= 0.90", spec)
+	}
+}

@@ -1,0 +1,441 @@
+package ground
+
+import (
+	"bytes"
+	"encoding/json"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vigil-health/vigil/fhir"
+)
+
+func parseFloat(s string) (float64, error) { return strconv.ParseFloat(s, 64) }
+
+// quantity is a number with a canonical unit ("" when unitless or unknown)
+// and the analyte it measures (lower-cased names and codes; may be "").
+type quantity struct {
+	n       number
+	unit    string
+	analyte string
+	raw     string // as written in the text, for problem messages
+}
+
+// resourceFacts is what a resource states, indexed for matching.
+type resourceFacts struct {
+	quantities []quantity      // values with units
+	numbers    []number        // every number, with or without unit
+	dates      map[string]bool // YYYY-MM-DD
+	months     map[string]bool // YYYY-MM
+	years      map[int]bool    // YYYY
+	text       string          // lower-cased strings, space separated
+	kind       string          // resource type
+	labels     []string        // lower-cased medication or condition names (MedicationRequest, Condition, …)
+	ages       map[int]bool    // the patient's age (Patient resources only, when Now is known)
+}
+
+// textFacts is what a piece of draft text asserts.
+type textFacts struct {
+	quantities []quantity
+	bare       []quantity // numbers without a known unit
+	pairs      []quantity // "150/95" without a unit, read as mm[Hg] in a record's text
+	durations  []quantity // "3 days", "2 business days", "24 hours": facts in a claim, plans in a reply
+	dates      []string   // YYYY-MM-DD, with the original text
+	dateRaw    []string
+	months     []string // YYYY-MM
+	monthRaw   []string
+	years      []int
+	ages       []int
+}
+
+// skipKeys are JSON members whose content is not clinical content.
+func skipKeys() map[string]bool {
+	return map[string]bool{"meta": true, "id": true, "reference": true, "system": true, "url": true,
+		"fullUrl": true, "div": true, "identifier": true, "encounter": true, "subject": true, "patient": true,
+		"requester": true, "performer": true, "serviceProvider": true, "participant": true, "extension": true}
+}
+
+// dateKeys are members whose string value is a clinically meaningful date.
+func dateKeys() map[string]bool {
+	return map[string]bool{"effectiveDateTime": true, "effectiveInstant": true, "issued": true, "authoredOn": true,
+		"onsetDateTime": true, "recordedDate": true, "sent": true, "received": true, "authored": true,
+		"abatementDateTime": true, "start": true, "end": true, "valueDateTime": true, "valueDate": true,
+		"occurrenceDateTime": true, "date": true, "birthDate": true, "lastOccurrence": true}
+}
+
+// indexResource extracts the facts of one resource.
+func (v *Verifier) indexResource(r *fhir.Resource, now time.Time) *resourceFacts {
+	f := &resourceFacts{dates: map[string]bool{}, months: map[string]bool{}, years: map[int]bool{}, kind: r.Type}
+	dec := json.NewDecoder(bytes.NewReader(r.Raw))
+	dec.UseNumber()
+	var doc any
+	if dec.Decode(&doc) != nil {
+		return f
+	}
+	root, _ := doc.(map[string]any)
+	analyte := strings.ToLower(conceptText(root["code"]))
+	var texts []string
+	var walk func(key string, x any, analyte string)
+	walk = func(key string, x any, analyte string) {
+		switch t := x.(type) {
+		case map[string]any:
+			if c, ok := t["code"]; ok {
+				if s := strings.ToLower(conceptText(c)); s != "" {
+					analyte = s
+				}
+			}
+			if val, ok := t["value"].(json.Number); ok {
+				unit, _ := t["unit"].(string)
+				if unit == "" {
+					unit, _ = t["code"].(string)
+				}
+				if n, ok := parseNumber(val.String()); ok {
+					f.numbers = append(f.numbers, n)
+					if cu := v.units.canon(unit); cu != "" {
+						f.quantities = append(f.quantities, quantity{n: n, unit: cu, analyte: analyte})
+					}
+				}
+			}
+			for k, c := range t {
+				if v.skipKeys[k] {
+					continue
+				}
+				walk(k, c, analyte)
+			}
+		case []any:
+			for _, c := range t {
+				walk(key, c, analyte)
+			}
+		case json.Number:
+			if key != "value" {
+				if n, ok := parseNumber(t.String()); ok {
+					f.numbers = append(f.numbers, n)
+				}
+			}
+		case string:
+			if v.dateKeys[key] && len(t) >= 4 {
+				f.addDate(t)
+				return
+			}
+			if key == "code" || key == "status" || key == "use" || key == "resourceType" || key == "unit" {
+				texts = append(texts, t)
+				return
+			}
+			texts = append(texts, t)
+			tf := v.extract(t)
+			for _, q := range tf.quantities {
+				q.analyte = analyte
+				f.quantities = append(f.quantities, q)
+				f.numbers = append(f.numbers, q.n)
+			}
+			for _, q := range tf.bare {
+				f.numbers = append(f.numbers, q.n)
+			}
+			f.quantities = append(f.quantities, tf.pairs...)
+			for _, q := range tf.durations {
+				f.numbers = append(f.numbers, q.n)
+				if q.unit != "" {
+					f.quantities = append(f.quantities, q)
+				}
+			}
+			for _, d := range tf.dates {
+				f.addDate(d)
+			}
+		}
+	}
+	walk("", root, analyte)
+	f.text = " " + strings.ToLower(strings.Join(texts, " \n ")) + " "
+	switch r.Type {
+	case "MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration", "Medication":
+		if s := conceptText(root["medicationCodeableConcept"]); s != "" {
+			f.labels = append(f.labels, strings.ToLower(s))
+		}
+		if s := conceptText(root["code"]); s != "" {
+			f.labels = append(f.labels, strings.ToLower(s))
+		}
+	case "Condition", "AllergyIntolerance":
+		if s := conceptText(root["code"]); s != "" {
+			f.labels = append(f.labels, strings.ToLower(s))
+		}
+	case "Patient":
+		if bd, ok := root["birthDate"].(string); ok && !now.IsZero() {
+			if a, ok := ageOn(bd, now); ok {
+				f.ages = map[int]bool{a: true}
+			}
+		}
+	}
+	return f
+}
+
+func (f *resourceFacts) addDate(s string) {
+	if len(s) >= 10 && s[4] == '-' && s[7] == '-' {
+		f.dates[s[:10]] = true
+	}
+	if len(s) >= 7 && s[4] == '-' {
+		f.months[s[:7]] = true
+	}
+	if y, err := strconv.Atoi(s[:4]); err == nil {
+		f.years[y] = true
+	}
+}
+
+// conceptText returns the text and every display of a CodeableConcept-like value.
+func conceptText(x any) string {
+	m, ok := x.(map[string]any)
+	if !ok {
+		return ""
+	}
+	var parts []string
+	if t, ok := m["text"].(string); ok && t != "" {
+		parts = append(parts, t)
+	}
+	if cs, ok := m["coding"].([]any); ok {
+		for _, c := range cs {
+			if cm, ok := c.(map[string]any); ok {
+				if d, ok := cm["display"].(string); ok && d != "" && !slices.Contains(parts, d) {
+					parts = append(parts, d)
+				}
+				if d, ok := cm["code"].(string); ok && d != "" {
+					parts = append(parts, d)
+				}
+			}
+		}
+	}
+	return strings.Join(parts, " | ")
+}
+
+func ageOn(birthDate string, now time.Time) (int, bool) {
+	bd, err := time.Parse("2006-01-02", birthDate)
+	if err != nil || now.Before(bd) {
+		return 0, false
+	}
+	now = now.UTC()
+	a := now.Year() - bd.Year()
+	if now.Month() < bd.Month() || (now.Month() == bd.Month() && now.Day() < bd.Day()) {
+		a--
+	}
+	return a, true
+}
+
+// extractor holds the compiled patterns for reading facts out of text.
+type extractor struct {
+	isoDate   *regexp.Regexp
+	usDate    *regexp.Regexp
+	mdyDate   *regexp.Regexp
+	dmyDate   *regexp.Regexp
+	monthYear *regexp.Regexp
+	isoMonth  *regexp.Regexp
+	bp        *regexp.Regexp
+	bpBare    *regexp.Regexp
+	num       *regexp.Regexp
+	unit      *regexp.Regexp
+	age       *regexp.Regexp
+	duration  *regexp.Regexp
+	agePre    *regexp.Regexp
+	months    map[string]time.Month
+}
+
+func newExtractor(units map[string]string) *extractor {
+	const month = `(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?`
+	keys := make([]string, 0, len(units))
+	for k := range units {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(b) - len(a)
+		}
+		return strings.Compare(a, b)
+	})
+	alts := make([]string, len(keys))
+	for i, k := range keys {
+		alts[i] = regexp.QuoteMeta(k)
+	}
+	ms := map[string]time.Month{}
+	for m := time.January; m <= time.December; m++ {
+		name := strings.ToLower(m.String())
+		ms[name] = m
+		ms[name[:3]] = m
+	}
+	ms["sept"] = time.September
+	return &extractor{
+		isoDate:   regexp.MustCompile(`\b(\d{4})-(\d{2})-(\d{2})(?:T[0-9:.]+(?:Z|[+\-]\d{2}:?\d{2})?)?\b`),
+		usDate:    regexp.MustCompile(`\b(\d{1,2})/(\d{1,2})/(\d{4})\b`),
+		mdyDate:   regexp.MustCompile(`(?i)\b` + month + `\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b`),
+		dmyDate:   regexp.MustCompile(`(?i)\b(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?` + month + `,?\s+(\d{4})\b`),
+		monthYear: regexp.MustCompile(`(?i)\b` + month + `,?\s+(\d{4})\b`),
+		isoMonth:  regexp.MustCompile(`\b(\d{4})-(\d{2})\b`),
+		bp:        regexp.MustCompile(`(?i)\b(\d{2,3}(?:\.\d+)?)\s*/\s*(\d{2,3}(?:\.\d+)?)\s*(mm\s?hg|mm\[hg\])`),
+		bpBare:    regexp.MustCompile(`\b(\d{2,3})\s*/\s*(\d{2,3})\b`),
+		num:       regexp.MustCompile(`\d+(?:\.\d+)?`),
+		unit:      regexp.MustCompile(`(?i)^\s?(` + strings.Join(alts, "|") + `)`),
+		age:       regexp.MustCompile(`(?i)^[\s\-]*(?:years?|yrs?|y)[\s\-]*(?:old|o\b)|^\s*(?:yo|y/o)\b`),
+		duration:  regexp.MustCompile(`(?i)^\s*(?:[a-z]+\s+)?(minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)\b`),
+		agePre:    regexp.MustCompile(`(?i)\b(?:age|aged)\s*:?\s*$`),
+		months:    ms,
+	}
+}
+
+func (e *extractor) month(s string) (time.Month, bool) {
+	s = strings.TrimSuffix(strings.ToLower(s), ".")
+	if m, ok := e.months[s]; ok {
+		return m, true
+	}
+	if len(s) >= 3 {
+		m, ok := e.months[s[:3]]
+		return m, ok
+	}
+	return 0, false
+}
+
+func blank(b []byte, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		b[i] = ' '
+	}
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// extract reads quantities, dates and ages out of text.
+func (v *Verifier) extract(text string) textFacts {
+	e := v.ex
+	var tf textFacts
+	b := []byte(text)
+	addDate := func(y, m, d int, raw string) {
+		if m < 1 || m > 12 || d < 1 || d > 31 {
+			return
+		}
+		tf.dates = append(tf.dates, time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC).Format("2006-01-02"))
+		tf.dateRaw = append(tf.dateRaw, raw)
+	}
+	for _, m := range e.isoDate.FindAllSubmatchIndex(b, -1) {
+		y, _ := strconv.Atoi(string(b[m[2]:m[3]]))
+		mo, _ := strconv.Atoi(string(b[m[4]:m[5]]))
+		d, _ := strconv.Atoi(string(b[m[6]:m[7]]))
+		addDate(y, mo, d, string(b[m[0]:m[1]]))
+		blank(b, m[0], m[1])
+	}
+	for _, m := range e.usDate.FindAllSubmatchIndex(b, -1) {
+		mo, _ := strconv.Atoi(string(b[m[2]:m[3]]))
+		d, _ := strconv.Atoi(string(b[m[4]:m[5]]))
+		y, _ := strconv.Atoi(string(b[m[6]:m[7]]))
+		addDate(y, mo, d, string(b[m[0]:m[1]]))
+		blank(b, m[0], m[1])
+	}
+	for _, m := range e.mdyDate.FindAllSubmatchIndex(b, -1) {
+		mo, ok := e.month(string(b[m[2]:m[3]]))
+		if !ok {
+			continue
+		}
+		d, _ := strconv.Atoi(string(b[m[4]:m[5]]))
+		y, _ := strconv.Atoi(string(b[m[6]:m[7]]))
+		addDate(y, int(mo), d, string(b[m[0]:m[1]]))
+		blank(b, m[0], m[1])
+	}
+	for _, m := range e.dmyDate.FindAllSubmatchIndex(b, -1) {
+		mo, ok := e.month(string(b[m[4]:m[5]]))
+		if !ok {
+			continue
+		}
+		d, _ := strconv.Atoi(string(b[m[2]:m[3]]))
+		y, _ := strconv.Atoi(string(b[m[6]:m[7]]))
+		addDate(y, int(mo), d, string(b[m[0]:m[1]]))
+		blank(b, m[0], m[1])
+	}
+	for _, m := range e.monthYear.FindAllSubmatchIndex(b, -1) {
+		mo, ok := e.month(string(b[m[2]:m[3]]))
+		if !ok {
+			continue
+		}
+		y, _ := strconv.Atoi(string(b[m[4]:m[5]]))
+		tf.months = append(tf.months, time.Date(y, mo, 1, 0, 0, 0, 0, time.UTC).Format("2006-01"))
+		tf.monthRaw = append(tf.monthRaw, string(b[m[0]:m[1]]))
+		blank(b, m[0], m[1])
+	}
+	for _, m := range e.isoMonth.FindAllSubmatchIndex(b, -1) {
+		mo, _ := strconv.Atoi(string(b[m[4]:m[5]]))
+		if mo < 1 || mo > 12 {
+			continue
+		}
+		tf.months = append(tf.months, string(b[m[0]:m[1]]))
+		tf.monthRaw = append(tf.monthRaw, string(b[m[0]:m[1]]))
+		blank(b, m[0], m[1])
+	}
+	for _, m := range e.bp.FindAllSubmatchIndex(b, -1) {
+		raw := string(b[m[0]:m[1]])
+		for _, g := range [][2]int{{m[2], m[3]}, {m[4], m[5]}} {
+			if n, ok := parseNumber(string(b[g[0]:g[1]])); ok {
+				tf.quantities = append(tf.quantities, quantity{n: n, unit: "mm[Hg]", raw: raw})
+			}
+		}
+		blank(b, m[0], m[1])
+	}
+	for _, m := range e.bpBare.FindAllSubmatchIndex(b, -1) {
+		if m[1] < len(b) && b[m[1]] == '/' {
+			continue
+		}
+		raw := string(b[m[0]:m[1]])
+		for _, g := range [][2]int{{m[2], m[3]}, {m[4], m[5]}} {
+			if n, ok := parseNumber(string(b[g[0]:g[1]])); ok {
+				tf.bare = append(tf.bare, quantity{n: n, raw: raw})
+				tf.pairs = append(tf.pairs, quantity{n: n, unit: "mm[Hg]", raw: raw})
+			}
+		}
+		blank(b, m[0], m[1])
+	}
+	for _, m := range e.num.FindAllIndex(b, -1) {
+		lo, hi := m[0], m[1]
+		if lo > 0 && (isWordByte(b[lo-1]) || b[lo-1] == '.' || b[lo-1] == '-' && lo > 1 && isWordByte(b[lo-2])) {
+			continue // part of an identifier, a code (A1c, R3, 4548-4) or a range tail
+		}
+		if lo > 0 && (b[lo-1] == '*' || b[lo-1] == '^' || b[lo-1] == '{') {
+			continue
+		}
+		rest := b[hi:]
+		if len(rest) > 0 && (rest[0] == '*' || rest[0] == '^') {
+			continue // 10*3/uL written inside a unit
+		}
+		n, ok := parseNumber(string(b[lo:hi]))
+		if !ok {
+			continue
+		}
+		if am := e.age.FindIndex(rest); am != nil || e.agePre.Match(b[:lo]) {
+			tf.ages = append(tf.ages, int(n.v))
+			continue
+		}
+		if dm := e.duration.FindSubmatchIndex(rest); dm != nil {
+			u := v.units.canon(string(rest[dm[2]:dm[3]]))
+			if dm[2] > 0 && strings.TrimSpace(string(rest[:dm[2]])) != "" {
+				u = "" // "2 business days": keep the number, not the unit
+			}
+			tf.durations = append(tf.durations, quantity{n: n, unit: u, raw: strings.TrimSpace(string(b[lo : hi+dm[1]]))})
+			continue
+		}
+		if um := e.unit.FindSubmatchIndex(rest); um != nil {
+			end := um[1]
+			if end >= len(rest) || !isWordByte(rest[end]) || rest[end-1] == '%' {
+				u := v.units.canon(string(rest[um[2]:um[3]]))
+				if u != "" {
+					tf.quantities = append(tf.quantities, quantity{n: n, unit: u, raw: strings.TrimSpace(string(b[lo : hi+end]))})
+					continue
+				}
+			}
+		}
+		if len(rest) > 0 && isWordByte(rest[0]) && !(rest[0] >= '0' && rest[0] <= '9') {
+			low := strings.ToLower(string(rest[:min(2, len(rest))]))
+			if low == "st" || low == "nd" || low == "rd" || low == "th" || low == "x" {
+				continue
+			}
+		}
+		if n.decimals == 0 && n.v >= 1900 && n.v <= 2100 {
+			tf.years = append(tf.years, int(n.v))
+			continue
+		}
+		tf.bare = append(tf.bare, quantity{n: n, raw: string(b[lo:hi])})
+	}
+	return tf
+}

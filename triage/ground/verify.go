@@ -1,0 +1,425 @@
+package ground
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-health/vigil/fhir"
+	"github.com/vigil-health/vigil/llm"
+	"github.com/vigil-health/vigil/rules"
+)
+
+// Options are the inputs of Verify besides the snapshot and the draft.
+type Options struct {
+	// RuleFloor is the priority the rules set for this trigger
+	// (PriorityNone when no rule fired). A draft below it is flagged with
+	// the problem "priority below rule outcome".
+	RuleFloor rules.Priority
+	// Now is the reference time for ages ("a 40-year-old"); with a zero Now
+	// ages are not checked against the record.
+	Now time.Time
+}
+
+// ClaimResult is the verification of one claim, stored with the decision.
+type ClaimResult struct {
+	Index    int      `json:"index"`
+	Text     string   `json:"text"`
+	Evidence []string `json:"evidence"`
+	Grounded bool     `json:"grounded"`
+	Problems []string `json:"problems,omitempty"`
+}
+
+// Result is the verification of a whole draft.
+type Result struct {
+	// Grounded is true only when every claim is grounded and Problems is empty.
+	Grounded bool `json:"grounded"`
+	// Claims holds one result per claim, in order.
+	Claims []ClaimResult `json:"claims"`
+	// Problems are draft-level findings: rationale, reply, priority, no claims.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// Failing returns the claims that are not grounded, for the reviewer.
+func (r Result) Failing() []ClaimResult {
+	var out []ClaimResult
+	for _, c := range r.Claims {
+		if !c.Grounded {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Problem texts that callers may match on.
+const (
+	ProblemPriorityBelowRules = "priority below rule outcome"
+	ProblemNoClaims           = "draft has no claims"
+	ProblemNoEvidence         = "claim cites no evidence"
+	ProblemDosing             = "reply contains dosing instructions"
+)
+
+// Verifier verifies drafts. It is immutable and safe for concurrent use;
+// build one with NewVerifier and reuse it (Verify uses a shared one).
+type Verifier struct {
+	units    *unitTable
+	ex       *extractor
+	skipKeys map[string]bool
+	dateKeys map[string]bool
+	drugs    *regexp.Regexp
+	conds    *regexp.Regexp
+	condSyn  map[string][]string // term → its group
+	doseName *regexp.Regexp
+	stop     map[string]bool
+	dosing   []*regexp.Regexp
+}
+
+// NewVerifier compiles the vocabularies and patterns.
+func NewVerifier() *Verifier {
+	u := newUnitTable()
+	v := &Verifier{units: u, ex: newExtractor(u.syn), skipKeys: skipKeys(), dateKeys: dateKeys(), condSyn: map[string][]string{}}
+	v.drugs = wordsRegexp(commonDrugs())
+	var terms []string
+	for _, g := range conditionGroups() {
+		for _, t := range g {
+			v.condSyn[t] = g
+			terms = append(terms, t)
+		}
+	}
+	v.conds = wordsRegexp(terms)
+	v.doseName = regexp.MustCompile(`(?i)\b([a-z][a-z\-]{3,})\s+(\d+(?:\.\d+)?)\s*(mg|mcg|µg|ug|g|ml|units?|iu)\b`)
+	v.stop = map[string]bool{}
+	for _, w := range strings.Fields(`take takes taking took of to at is was were are the dose doses dosing about and with on by from
+		increase increased decrease decreased reduce reduced additional extra daily plus total approximately only currently
+		prescribed prescription dosage dose: using use give given receive received every than more less over under around
+		start started stop stopped continue continued order ordered tablet tablets capsule capsules pill pills oral
+		your their this that each once twice injection inject dispense refill refills needs need needed requests request
+		reported reports amount strength contains containing`) {
+		v.stop[w] = true
+	}
+	v.dosing = []*regexp.Regexp{
+		regexp.MustCompile(`(?i)\b(take|taking|use|give|inject|apply|increase|decrease|reduce|double|halve|raise|lower|adjust|change|start|stop|skip|resume)\b[^.!?]{0,60}?\b(\d+(\.\d+)?|one|two|three|four|half|a)\s*(mg|mcg|µg|ug|g|ml|units?|iu|tablets?|tabs?|pills?|capsules?|puffs?|drops?|doses?)\b`),
+		regexp.MustCompile(`(?i)\b\d+(\.\d+)?\s*(mg|mcg|µg|ug|units?|iu|ml|tablets?|pills?|capsules?|puffs?)\b[^.!?]{0,30}?\b(once|twice|three times|four times|daily|a day|per day|every|each (morning|evening|night)|at bedtime|bid|tid|qid|qd|q\d+h|prn)\b`),
+		regexp.MustCompile(`(?i)\b(increase|decrease|reduce|double|halve|raise|lower|adjust|change|stop|skip)\s+(your|the)\s+(dose|dosage|medication|medicine|insulin|pills?|tablets?)\b`),
+		regexp.MustCompile(`(?i)\b(stop|start|skip|resume)\s+taking\b`),
+		regexp.MustCompile(`(?i)\b(twice|once|three times|four times)\s+(a day|daily)\b`),
+		regexp.MustCompile(`(?i)\bevery\s+\d+\s+hours\b`),
+	}
+	return v
+}
+
+func wordsRegexp(words []string) *regexp.Regexp {
+	ws := slices.Clone(words)
+	slices.SortFunc(ws, func(a, b string) int { return len(b) - len(a) })
+	alts := make([]string, len(ws))
+	for i, w := range ws {
+		alts[i] = regexp.QuoteMeta(w)
+	}
+	return regexp.MustCompile(`(?i)\b(` + strings.Join(alts, "|") + `)\b`)
+}
+
+var shared = sync.OnceValue(NewVerifier)
+
+// Verify checks d against snap with a shared Verifier. See the package
+// documentation for what is checked.
+func Verify(snap *fhir.Snapshot, d llm.Draft, opts Options) Result {
+	return shared().Verify(snap, d, opts)
+}
+
+// scope is the set of resources a piece of text is checked against.
+type scope struct {
+	facts []*resourceFacts
+}
+
+// Verify: see the package-level Verify.
+func (v *Verifier) Verify(snap *fhir.Snapshot, d llm.Draft, opts Options) Result {
+	res := Result{}
+	if snap == nil {
+		res.Problems = append(res.Problems, "no snapshot")
+		for i, c := range d.Claims {
+			res.Claims = append(res.Claims, ClaimResult{Index: i, Text: c.Text, Evidence: c.Evidence, Problems: []string{"no snapshot"}})
+		}
+		return res
+	}
+	all := map[*fhir.Resource]*resourceFacts{}
+	var everything scope
+	for _, r := range snap.Resources() {
+		f := v.indexResource(r, opts.Now)
+		all[r] = f
+		everything.facts = append(everything.facts, f)
+	}
+	vocab := v.snapshotVocab(everything)
+
+	if d.Priority == rules.PriorityNone {
+		res.Problems = append(res.Problems, "draft has no priority")
+	}
+	if opts.RuleFloor != rules.PriorityNone && d.Priority < opts.RuleFloor {
+		res.Problems = append(res.Problems, ProblemPriorityBelowRules+fmt.Sprintf(" (draft %s, rules %s)", d.Priority, opts.RuleFloor))
+	}
+	if len(d.Claims) == 0 {
+		res.Problems = append(res.Problems, ProblemNoClaims)
+	}
+	for i, c := range d.Claims {
+		cr := ClaimResult{Index: i, Text: c.Text, Evidence: slices.Clone(c.Evidence)}
+		var cited scope
+		if len(c.Evidence) == 0 {
+			cr.Problems = append(cr.Problems, ProblemNoEvidence)
+		}
+		for _, ref := range c.Evidence {
+			r, ok := snap.Lookup(ref)
+			if !ok {
+				cr.Problems = append(cr.Problems, fmt.Sprintf("cites %s, which is not in the snapshot", safeRef(ref)))
+				continue
+			}
+			cited.facts = append(cited.facts, all[r])
+		}
+		if len(cited.facts) > 0 {
+			cr.Problems = append(cr.Problems, v.checkText(c.Text, cited, vocab, true)...)
+		}
+		cr.Problems = slices.Compact(cr.Problems)
+		cr.Grounded = len(cr.Problems) == 0
+		res.Claims = append(res.Claims, cr)
+	}
+	for _, p := range v.checkText(d.Rationale, everything, vocab, false) {
+		res.Problems = append(res.Problems, "rationale: "+p)
+	}
+	if d.ReplyDraft != "" {
+		for _, p := range v.checkText(d.ReplyDraft, everything, vocab, false) {
+			res.Problems = append(res.Problems, "reply: "+p)
+		}
+		for _, re := range v.dosing {
+			if re.MatchString(d.ReplyDraft) {
+				res.Problems = append(res.Problems, ProblemDosing)
+				break
+			}
+		}
+	}
+	res.Grounded = len(res.Problems) == 0
+	for _, c := range res.Claims {
+		res.Grounded = res.Grounded && c.Grounded
+	}
+	return res
+}
+
+// safeRef quotes a reference only when it looks like one.
+func safeRef(ref string) string {
+	if _, err := fhir.ParseRef(ref); err == nil || (len(ref) <= 12 && !strings.ContainsAny(ref, " \n")) {
+		return fmt.Sprintf("%q", ref)
+	}
+	return "an unresolvable reference"
+}
+
+// vocab is the snapshot's medication and condition vocabulary.
+type vocab struct {
+	meds  string // lower-cased medication labels, space separated
+	conds string // lower-cased condition (and allergy) labels
+}
+
+func (v *Verifier) snapshotVocab(s scope) vocab {
+	var meds, conds []string
+	for _, f := range s.facts {
+		switch f.kind {
+		case "MedicationRequest", "MedicationStatement", "MedicationDispense", "MedicationAdministration", "Medication":
+			meds = append(meds, f.labels...)
+		case "Condition":
+			conds = append(conds, f.labels...)
+		case "AllergyIntolerance":
+			conds = append(conds, f.labels...)
+			meds = append(meds, f.labels...) // "allergic to penicillin" names a drug that is in the record
+		}
+	}
+	return vocab{meds: " " + strings.Join(meds, " \n ") + " ", conds: " " + strings.Join(conds, " \n ") + " "}
+}
+
+// hasWord reports whether term occurs in hay on word boundaries (hay is lower-cased).
+func hasWord(hay, term string) bool {
+	term = strings.ToLower(term)
+	for i := 0; ; {
+		j := strings.Index(hay[i:], term)
+		if j < 0 {
+			return false
+		}
+		s, e := i+j, i+j+len(term)
+		if (s == 0 || !isWordByte(hay[s-1])) && (e >= len(hay) || !isWordByte(hay[e])) {
+			return true
+		}
+		i = s + 1
+	}
+}
+
+// checkText returns the problems of one text against a scope. claim is true
+// for claim text (checked against the cited resources, whose text also
+// grounds medication and condition mentions).
+func (v *Verifier) checkText(text string, sc scope, voc vocab, claim bool) []string {
+	if strings.TrimSpace(text) == "" {
+		return nil
+	}
+	var probs []string
+	tf := v.extract(text)
+	for _, q := range tf.quantities {
+		if !v.quantityIn(q, sc) {
+			probs = append(probs, fmt.Sprintf("value %q does not match the %s", q.raw, where(claim)))
+		}
+	}
+	if claim {
+		for _, q := range tf.durations {
+			if q.unit != "" && !v.quantityIn(q, sc) || q.unit == "" && !numberIn(q.n, sc) {
+				probs = append(probs, fmt.Sprintf("duration %q does not match the %s", q.raw, where(claim)))
+			}
+		}
+	}
+	for _, q := range tf.bare {
+		if !claim && q.raw == "911" {
+			continue
+		}
+		if !numberIn(q.n, sc) {
+			probs = append(probs, fmt.Sprintf("number %q does not match the %s", q.raw, where(claim)))
+		}
+	}
+	for i, d := range tf.dates {
+		if !anyFacts(sc, func(f *resourceFacts) bool { return f.dates[d] }) {
+			probs = append(probs, fmt.Sprintf("date %q does not match the %s", tf.dateRaw[i], where(claim)))
+		}
+	}
+	for i, m := range tf.months {
+		if !anyFacts(sc, func(f *resourceFacts) bool { return f.months[m] }) {
+			probs = append(probs, fmt.Sprintf("date %q does not match the %s", tf.monthRaw[i], where(claim)))
+		}
+	}
+	for _, y := range tf.years {
+		if !anyFacts(sc, func(f *resourceFacts) bool { return f.years[y] }) {
+			probs = append(probs, fmt.Sprintf("year %d does not match the %s", y, where(claim)))
+		}
+	}
+	for _, a := range tf.ages {
+		known := false
+		ok := anyFacts(sc, func(f *resourceFacts) bool {
+			if f.ages != nil {
+				known = true
+			}
+			return f.ages[a] || f.ages[a+1] || f.ages[a-1]
+		})
+		if known && !ok {
+			probs = append(probs, fmt.Sprintf("age %d does not match the patient's record", a))
+		}
+	}
+	citedText := ""
+	if claim {
+		var ts []string
+		for _, f := range sc.facts {
+			ts = append(ts, f.text)
+		}
+		citedText = strings.Join(ts, " ")
+	}
+	seen := map[string]bool{}
+	for _, m := range v.drugs.FindAllString(text, -1) {
+		m = strings.ToLower(m)
+		if seen[m] {
+			continue
+		}
+		seen[m] = true
+		if !hasWord(voc.meds, m) && !(claim && hasWord(citedText, m)) {
+			probs = append(probs, fmt.Sprintf("medication %q is not in the record", m))
+		}
+	}
+	for _, m := range v.doseName.FindAllStringSubmatch(text, -1) {
+		name := strings.ToLower(m[1])
+		if seen[name] || v.stop[name] || v.units.canon(name) != "" {
+			continue
+		}
+		seen[name] = true
+		if !hasWord(voc.meds, name) && !(claim && hasWord(citedText, name)) {
+			probs = append(probs, fmt.Sprintf("medication %q is not in the record", name))
+		}
+	}
+	for _, m := range v.conds.FindAllString(text, -1) {
+		m = strings.ToLower(m)
+		if seen[m] {
+			continue
+		}
+		seen[m] = true
+		found := false
+		for _, t := range v.condSyn[m] {
+			if hasWord(voc.conds, t) || (claim && hasWord(citedText, t)) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			probs = append(probs, fmt.Sprintf("condition %q is not in the record", m))
+		}
+	}
+	return probs
+}
+
+func where(claim bool) string {
+	if claim {
+		return "cited resources"
+	}
+	return "record"
+}
+
+func anyFacts(sc scope, pred func(*resourceFacts) bool) bool {
+	for _, f := range sc.facts {
+		if pred(f) {
+			return true
+		}
+	}
+	return false
+}
+
+func numberIn(n number, sc scope) bool {
+	return anyFacts(sc, func(f *resourceFacts) bool {
+		for _, r := range f.numbers {
+			if roundMatch(r, n) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func (v *Verifier) quantityIn(q quantity, sc scope) bool {
+	return anyFacts(sc, func(f *resourceFacts) bool {
+		for _, r := range f.quantities {
+			if r.unit == q.unit {
+				if roundMatch(r.n, q.n) {
+					return true
+				}
+				continue
+			}
+			if conv, ok := v.units.convert(r.n.v, r.unit, q.unit, r.analyte); ok && convertedMatch(conv, q.n) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// EffectiveConfidence combines the model's self-reported confidence with
+// the verification and the rule signals. The self-report alone is never
+// trusted:
+//
+//	ungrounded (g.Grounded false), NaN or negative raw → 0
+//	otherwise  min(raw, 1) × w, capped at 0.95,
+//	           w = 1.0 when the draft agrees with the rule signals
+//	               (same or higher priority and a compatible route),
+//	           w = 0.75 when it does not.
+//
+// The cap keeps every draft reviewable; the per-route thresholds of the
+// decision function apply to the result.
+func EffectiveConfidence(raw float64, g Result, agreesWithRules bool) float64 {
+	if !g.Grounded || math.IsNaN(raw) || raw <= 0 {
+		return 0
+	}
+	raw = math.Min(raw, 1)
+	w := 1.0
+	if !agreesWithRules {
+		w = 0.75
+	}
+	return math.Min(raw*w, 0.95)
+}
