@@ -89,6 +89,22 @@ func generateCorpus(t *testing.T, snaps map[string]*fhir.Snapshot) (faithful, ad
 				claim(fmt.Sprintf("Problem list includes %s.", cond.Text), cond.Ref, msg)))
 		}
 
+		bmi, okBMI := latestObs(snap, "Body Mass Index")
+		hct, okHct := latestObs(snap, "Hematocrit")
+		if okGlu {
+			tm, _ := timeParse(glu.Date)
+			addF("paraphrase", draft("physician", 0.85, rat, "", claim(fmt.Sprintf("The most recent glucose (%s) was %s mg/dL, within the reference range.", tm.Format("Jan 2, 2006"), fmtv(glu.Value)), glu.Ref)))
+		}
+		if okBMI {
+			addF("paraphrase", draft("triage", 0.8, rat, "", claim(fmt.Sprintf("BMI of %s kg/m2 recorded on %s.", fmtv(bmi.Value), bmi.Date), bmi.Ref)))
+		}
+		if okWt {
+			tm, _ := timeParse(wt.Date)
+			addF("paraphrase", draft("triage", 0.8, rat, "", claim(fmt.Sprintf("Weighs %s kg (%.0f lbs) as of %s.", fmtv(wt.Value), f64(wt.Value)/0.45359237, tm.Format("January 2006")), wt.Ref)))
+		}
+		if okHb && okHct {
+			addF("paraphrase", draft("physician", 0.8, rat, "", claim(fmt.Sprintf("Hemoglobin is %s g/dL and hematocrit %s%%.", fmtv(hb.Value), fmtv(hct.Value)), hb.Ref, hct.Ref)))
+		}
 		addF("reply with timeframe", draft("triage", 0.8, "If symptoms get worse before the call, the patient should call 911.",
 			"We received your message. A nurse will call you within 2 business days, or within 24 hours if needed.", claim(p.MessageClaim, msg)))
 
@@ -114,6 +130,12 @@ func generateCorpus(t *testing.T, snaps map[string]*fhir.Snapshot) (faithful, ad
 		if okHb {
 			addA("right value wrong unit", 0, draft("physician", 0.9, rat, "", claim(fmt.Sprintf("Hemoglobin %s mg/dL.", fmtv(hb.Value)), hb.Ref)))
 			addA("invented lab value", 0, draft("physician", 0.9, rat, "", claim("Hemoglobin 6.2 g/dL, critically low.", hb.Ref)))
+		}
+		if okK {
+			addA("right value wrong analyte", 0, draft("physician", 0.9, rat, "", claim(fmt.Sprintf("Sodium %s mmol/L.", fmtv(k.Value)), k.Ref)))
+		}
+		if okGlu {
+			addA("right value wrong analyte", 0, draft("physician", 0.9, rat, "", claim(fmt.Sprintf("Potassium %s mg/dL, dated %s.", fmtv(glu.Value), glu.Date), glu.Ref)))
 		}
 		if okK {
 			addA("one digit changed", 0, draft("physician", 0.9, rat, "", claim(fmt.Sprintf("Potassium %s mmol/L.", changeDigit(fmtv(k.Value))), k.Ref)))

@@ -21,12 +21,15 @@ type quantity struct {
 	unit    string
 	analyte string
 	raw     string // as written in the text, for problem messages
+	// group, for text quantities, is the analyte the text names just before
+	// the number ("Potassium 4.1 mmol/L"); it must match the resource's.
+	group []string
 }
 
 // resourceFacts is what a resource states, indexed for matching.
 type resourceFacts struct {
 	quantities []quantity      // values with units
-	numbers    []number        // every number, with or without unit
+	numbers    []quantity      // every number, with or without unit (unit ignored)
 	dates      map[string]bool // YYYY-MM-DD
 	months     map[string]bool // YYYY-MM
 	years      map[int]bool    // YYYY
@@ -92,7 +95,7 @@ func (v *Verifier) indexResource(r *fhir.Resource, now time.Time) *resourceFacts
 					unit, _ = t["code"].(string)
 				}
 				if n, ok := parseNumber(val.String()); ok {
-					f.numbers = append(f.numbers, n)
+					f.numbers = append(f.numbers, quantity{n: n, analyte: analyte})
 					if cu := v.units.canon(unit); cu != "" {
 						f.quantities = append(f.quantities, quantity{n: n, unit: cu, analyte: analyte})
 					}
@@ -111,7 +114,7 @@ func (v *Verifier) indexResource(r *fhir.Resource, now time.Time) *resourceFacts
 		case json.Number:
 			if key != "value" {
 				if n, ok := parseNumber(t.String()); ok {
-					f.numbers = append(f.numbers, n)
+					f.numbers = append(f.numbers, quantity{n: n, analyte: analyte})
 				}
 			}
 		case string:
@@ -128,14 +131,14 @@ func (v *Verifier) indexResource(r *fhir.Resource, now time.Time) *resourceFacts
 			for _, q := range tf.quantities {
 				q.analyte = analyte
 				f.quantities = append(f.quantities, q)
-				f.numbers = append(f.numbers, q.n)
+				f.numbers = append(f.numbers, q)
 			}
 			for _, q := range tf.bare {
-				f.numbers = append(f.numbers, q.n)
+				f.numbers = append(f.numbers, quantity{n: q.n, analyte: analyte})
 			}
 			f.quantities = append(f.quantities, tf.pairs...)
 			for _, q := range tf.durations {
-				f.numbers = append(f.numbers, q.n)
+				f.numbers = append(f.numbers, quantity{n: q.n})
 				if q.unit != "" {
 					f.quantities = append(f.quantities, q)
 				}
@@ -437,5 +440,38 @@ func (v *Verifier) extract(text string) textFacts {
 		}
 		tf.bare = append(tf.bare, quantity{n: n, raw: string(b[lo:hi])})
 	}
+	v.annotateAnalytes(text, &tf)
 	return tf
+}
+
+// annotateAnalytes sets each quantity's group to the analyte named closest
+// before it in the same clause (within 60 bytes).
+func (v *Verifier) annotateAnalytes(text string, tf *textFacts) {
+	ms := v.analytes.FindAllStringIndex(text, -1)
+	if len(ms) == 0 {
+		return
+	}
+	lower := strings.ToLower(text)
+	set := func(qs []quantity) {
+		for i := range qs {
+			pos := strings.Index(text, qs[i].raw)
+			if pos < 0 {
+				continue
+			}
+			for j := len(ms) - 1; j >= 0; j-- {
+				end := ms[j][1]
+				if end > pos {
+					continue
+				}
+				gap := text[end:pos]
+				if pos-end <= 60 && !strings.ContainsAny(gap, ";\n") && !strings.Contains(gap, ". ") {
+					qs[i].group = v.analyteGroup[lower[ms[j][0]:end]]
+				}
+				break
+			}
+		}
+	}
+	set(tf.quantities)
+	set(tf.bare)
+	set(tf.durations)
 }

@@ -66,16 +66,18 @@ const (
 // Verifier verifies drafts. It is immutable and safe for concurrent use;
 // build one with NewVerifier and reuse it (Verify uses a shared one).
 type Verifier struct {
-	units    *unitTable
-	ex       *extractor
-	skipKeys map[string]bool
-	dateKeys map[string]bool
-	drugs    *regexp.Regexp
-	conds    *regexp.Regexp
-	condSyn  map[string][]string // term → its group
-	doseName *regexp.Regexp
-	stop     map[string]bool
-	dosing   []*regexp.Regexp
+	units        *unitTable
+	ex           *extractor
+	skipKeys     map[string]bool
+	dateKeys     map[string]bool
+	drugs        *regexp.Regexp
+	conds        *regexp.Regexp
+	condSyn      map[string][]string // term → its group
+	doseName     *regexp.Regexp
+	stop         map[string]bool
+	dosing       []*regexp.Regexp
+	analytes     *regexp.Regexp
+	analyteGroup map[string][]string // lower-cased term → its group
 }
 
 // NewVerifier compiles the vocabularies and patterns.
@@ -91,6 +93,15 @@ func NewVerifier() *Verifier {
 		}
 	}
 	v.conds = wordsRegexp(terms)
+	v.analyteGroup = map[string][]string{}
+	var aterms []string
+	for _, g := range analyteGroups() {
+		for _, t := range g {
+			v.analyteGroup[t] = g
+			aterms = append(aterms, t)
+		}
+	}
+	v.analytes = wordsRegexp(aterms)
 	v.doseName = regexp.MustCompile(`(?i)\b([a-z][a-z\-]{3,})\s+(\d+(?:\.\d+)?)\s*(mg|mcg|µg|ug|g|ml|units?|iu)\b`)
 	v.stop = map[string]bool{}
 	for _, w := range strings.Fields(`take takes taking took of to at is was were are the dose doses dosing about and with on by from
@@ -267,7 +278,7 @@ func (v *Verifier) checkText(text string, sc scope, voc vocab, claim bool) []str
 	}
 	if claim {
 		for _, q := range tf.durations {
-			if q.unit != "" && !v.quantityIn(q, sc) || q.unit == "" && !numberIn(q.n, sc) {
+			if q.unit != "" && !v.quantityIn(q, sc) || q.unit == "" && !numberIn(q, sc) {
 				probs = append(probs, fmt.Sprintf("duration %q does not match the %s", q.raw, where(claim)))
 			}
 		}
@@ -276,7 +287,7 @@ func (v *Verifier) checkText(text string, sc scope, voc vocab, claim bool) []str
 		if !claim && q.raw == "911" {
 			continue
 		}
-		if !numberIn(q.n, sc) {
+		if !numberIn(q, sc) {
 			probs = append(probs, fmt.Sprintf("number %q does not match the %s", q.raw, where(claim)))
 		}
 	}
@@ -372,10 +383,24 @@ func anyFacts(sc scope, pred func(*resourceFacts) bool) bool {
 	return false
 }
 
-func numberIn(n number, sc scope) bool {
+// sameAnalyte reports whether a resource value may be the analyte the text
+// names: always when either side names none (free text, unnamed numbers).
+func sameAnalyte(group []string, resourceAnalyte string) bool {
+	if len(group) == 0 || resourceAnalyte == "" {
+		return true
+	}
+	for _, t := range group {
+		if hasWord(resourceAnalyte, t) {
+			return true
+		}
+	}
+	return false
+}
+
+func numberIn(q quantity, sc scope) bool {
 	return anyFacts(sc, func(f *resourceFacts) bool {
 		for _, r := range f.numbers {
-			if roundMatch(r, n) {
+			if sameAnalyte(q.group, r.analyte) && roundMatch(r.n, q.n) {
 				return true
 			}
 		}
@@ -386,6 +411,9 @@ func numberIn(n number, sc scope) bool {
 func (v *Verifier) quantityIn(q quantity, sc scope) bool {
 	return anyFacts(sc, func(f *resourceFacts) bool {
 		for _, r := range f.quantities {
+			if !sameAnalyte(q.group, r.analyte) {
+				continue
+			}
 			if r.unit == q.unit {
 				if roundMatch(r.n, q.n) {
 					return true

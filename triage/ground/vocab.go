@@ -104,3 +104,45 @@ func conditionGroups() [][]string {
 		{"endocarditis"}, {"meningitis"}, {"anaphylaxis"},
 	}
 }
+
+// analyteGroups names measured quantities. When a claim names one just
+// before a value ("Potassium 4.1 mmol/L"), the value must come from a
+// resource measuring it, so a right number under the wrong name is caught.
+func analyteGroups() [][]string {
+	return [][]string{
+		{"glucose", "blood sugar", "sugar"},
+		{"potassium", "k+"},
+		{"sodium", "na+"},
+		{"chloride"},
+		{"calcium"},
+		{"magnesium"},
+		{"creatinine"},
+		{"urea nitrogen", "bun"},
+		{"carbon dioxide", "co2", "bicarbonate", "hco3"},
+		{"hemoglobin a1c", "a1c", "hba1c"},
+		{"hemoglobin", "hgb", "haemoglobin"},
+		{"hematocrit", "hct"},
+		{"platelets", "platelet", "plt"},
+		{"leukocytes", "wbc", "white blood cells", "white blood cell count", "white cell count"},
+		{"erythrocytes", "rbc", "red blood cells", "red blood cell count"},
+		{"low density lipoprotein cholesterol", "low density lipoprotein", "ldl"},
+		{"high density lipoprotein cholesterol", "high density lipoprotein", "hdl"},
+		{"total cholesterol", "cholesterol"},
+		{"triglycerides", "triglyceride"},
+		{"body weight", "weight", "weighs"},
+		{"body height", "height", "tall"},
+		{"body mass index", "bmi"},
+		{"systolic", "systolic blood pressure"},
+		{"diastolic", "diastolic blood pressure"},
+		{"blood pressure", "bp"},
+		{"temperature", "temp", "fever"},
+		{"heart rate", "pulse"},
+		{"respiratory rate"},
+		{"oxygen saturation", "spo2", "o2 sat"},
+		{"glomerular filtration rate", "egfr", "gfr"},
+		{"troponin"},
+		{"inr"},
+		{"mcv"}, {"mch"}, {"mchc"},
+		{"pain severity", "pain score", "pain"},
+	}
+}

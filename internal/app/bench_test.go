@@ -1,0 +1,98 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/vigil-health/vigil/fhir"
+	"github.com/vigil-health/vigil/internal/testdb"
+	"github.com/vigil-health/vigil/llm/llmtest"
+	"github.com/vigil-health/vigil/migrations"
+	"github.com/vigil-health/vigil/workers"
+)
+
+// BenchmarkEndToEnd measures decisions per second through the real path:
+// HTTP intake → River → FHIR over HTTP → rules → LLM (an instant
+// OpenAI-compatible stub through go-openai) → grounding → Postgres. Compare
+// with BenchmarkRiverNoop, River's own no-op throughput with the same fetch
+// settings, measured in the same run.
+func BenchmarkEndToEnd(b *testing.B) {
+	srv := llmtest.New(b, llmtest.Faithful("triage"))
+	h := newHarness(b, harnessOpts{llmURL: srv.URL, appCfg: nil})
+	// Distinct routine messages for the same patient: each is its own trigger.
+	refs := make([]fhir.Ref, b.N)
+	for i := range refs {
+		raw, _ := json.Marshal(map[string]any{
+			"resourceType": "Communication", "id": fmt.Sprintf("bench-%d", i), "status": "completed",
+			"subject": map[string]string{"reference": "Patient/6d23a95e-7e18-4201-90ec-9501fa89fbd2"},
+			"sent":    "2026-12-04T10:00:00Z",
+			"payload": []map[string]string{{"contentString": fmt.Sprintf("Question %d about my upcoming visit, nothing urgent.", i)}},
+		})
+		r, err := h.fhir.Put(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		refs[i] = r.Ref()
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for _, r := range refs {
+		h.postRef(r)
+	}
+	h.waitFor("all decisions", func() bool {
+		return h.count(`SELECT count(*) FROM decisions WHERE stage = 'decided'`) >= b.N
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "decisions/s")
+}
+
+type noopArgs struct{}
+
+func (noopArgs) Kind() string { return "bench_noop" }
+
+type noopWorker struct {
+	river.WorkerDefaults[noopArgs]
+}
+
+func (noopWorker) Work(context.Context, *river.Job[noopArgs]) error { return nil }
+
+// BenchmarkRiverNoop is the baseline: River inserting and completing no-op
+// jobs on the same database server with Vigil's fetch settings.
+func BenchmarkRiverNoop(b *testing.B) {
+	db := testdb.New(b)
+	ctx := context.Background()
+	cfg := workers.Config{}.WithDefaults()
+	ws := river.NewWorkers()
+	river.AddWorker(ws, noopWorker{})
+	client, err := river.NewClient(riverpgxv5.New(db.Owner), &river.Config{
+		Schema: migrations.RiverSchema, Workers: ws, FetchCooldown: cfg.FetchCooldown, FetchPollInterval: cfg.FetchPollInterval,
+		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.TriageWorkers}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	events, cancel := client.SubscribeConfig(&river.SubscribeConfig{Kinds: []river.EventKind{river.EventKindJobCompleted}, ChanSize: b.N + 10})
+	defer cancel()
+	if err := client.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer client.Stop(ctx)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if _, err := client.Insert(ctx, noopArgs{}, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; i < b.N; i++ {
+		<-events
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
+}
