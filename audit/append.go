@@ -15,7 +15,10 @@ import (
 // Append writes ev into its tenant's hash chain inside tx, which the caller
 // has already scoped to ev.TenantID (store.SetTenant or store.DB.InTenant),
 // so a change and its audit record commit together. It locks the tenant's
-// chain head until tx ends; keep such transactions short.
+// chain head until tx ends; keep such transactions short. In a REPEATABLE
+// READ or SERIALIZABLE transaction a concurrent append for the same tenant
+// makes Append fail with a serialization failure (SQLSTATE 40001): retry the
+// transaction, or use READ COMMITTED (the default).
 func Append(ctx context.Context, tx pgx.Tx, ev Event) (Appended, error) {
 	out, err := appendEvents(ctx, tx, ev.TenantID, []Event{ev})
 	if err != nil {

@@ -24,6 +24,24 @@
 // hash and time) anchor the chain, so even a superuser who rewrites the whole
 // chain with fresh hashes is caught by Verify against an exported checkpoint.
 //
+// # Tables
+//
+// Tenant tables (tenant_id, row-level security forced): audit_events
+// (partitioned by month, see EnsurePartitions), audit_heads (one chain head per
+// tenant), audit_checkpoints, audit_checkpoint_exports, audit_legal_holds,
+// audit_retention_marks and audit_alerts. One global table:
+// audit_retention_log (partition drop decisions; a partition spans tenants).
+// The app role may INSERT and SELECT; it may UPDATE only audit_heads and
+// audit_legal_holds.released_at. Triggers reject UPDATE, DELETE and TRUNCATE on
+// the append-only tables for everyone.
+//
+// # Detail conventions
+//
+// Producers put in Detail what the detectors and Disclosures read:
+// DetailCareTeam (bool), DetailVia ("role", "care_team", "break_glass"),
+// DetailBreakGlass (bool), DetailCount (records read or exported) and
+// DetailRecipient (an external recipient of the data).
+//
 // # PHI
 //
 // Audit rows are PHI-protected: they hold patient references ("Patient/123"),

@@ -83,9 +83,10 @@ func ExportFHIR(ctx context.Context, tx pgx.Tx, q Query, w io.Writer) (int, erro
 	bw := bufio.NewWriter(w)
 	first := true
 	header := false
+	stamp := q.By.at().UTC().Format(time.RFC3339)
 	n, err := export(ctx, tx, q, "fhir-bundle", func(r *Record) error {
 		if !header {
-			fmt.Fprintf(bw, `{"resourceType":"Bundle","type":"collection","timestamp":%q,"entry":[`, time.Now().UTC().Format(time.RFC3339))
+			fmt.Fprintf(bw, `{"resourceType":"Bundle","type":"collection","timestamp":%q,"entry":[`, stamp)
 			header = true
 		}
 		b, err := json.Marshal(FHIRAuditEvent(r))
@@ -105,7 +106,7 @@ func ExportFHIR(ctx context.Context, tx pgx.Tx, q Query, w io.Writer) (int, erro
 		return n, err
 	}
 	if !header {
-		fmt.Fprintf(bw, `{"resourceType":"Bundle","type":"collection","timestamp":%q,"entry":[`, time.Now().UTC().Format(time.RFC3339))
+		fmt.Fprintf(bw, `{"resourceType":"Bundle","type":"collection","timestamp":%q,"entry":[`, stamp)
 	}
 	bw.WriteString("]}\n")
 	if err := bw.Flush(); err != nil {
@@ -156,7 +157,7 @@ func export(ctx context.Context, tx pgx.Tx, q Query, format string, fn func(*Rec
 		}
 	}
 	ev := Event{
-		TenantID: q.TenantID, OccurredAt: time.Now(), Actor: q.By.Actor, ActorRole: q.By.ActorRole, ClientID: q.By.ClientID,
+		TenantID: q.TenantID, OccurredAt: q.By.at(), Actor: q.By.Actor, ActorRole: q.By.ActorRole, ClientID: q.By.ClientID,
 		OnBehalfOf: q.By.OnBehalfOf, Action: ActionRead, Verb: "audit.export", Outcome: OutcomeSuccess,
 		PatientRef: q.PatientRef, SourceIP: q.By.SourceIP, UserAgent: q.By.UserAgent, Purpose: q.By.Purpose,
 		RequestID: q.By.RequestID, DecisionID: q.DecisionID,

@@ -16,6 +16,15 @@ import (
 type Requester struct {
 	Actor, ActorRole, ClientID, OnBehalfOf  string
 	SourceIP, UserAgent, Purpose, RequestID string
+	// At is when the request was made (default: time.Now()).
+	At time.Time
+}
+
+func (r Requester) at() time.Time {
+	if r.At.IsZero() {
+		return time.Now()
+	}
+	return r.At
 }
 
 // Query selects audit records of one tenant. Empty fields do not filter.

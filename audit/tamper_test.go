@@ -84,6 +84,10 @@ func TestTamper(t *testing.T) {
 		{name: "whole chain rewritten, no exported checkpoint", after: 2, tamper: func(t *testing.T, b *testBundle) {
 			rewriteChain(t, b, "t1", 2)
 		}, want: nil}, // undetectable without an anchor kept outside the database: that is why checkpoints are exported
+		{name: "forged retention mark", tamper: func(t *testing.T, b *testBundle) {
+			b.superuser(t, `INSERT INTO audit_retention_marks (tenant_id, partition, through_seq, through_hash)
+				SELECT tenant_id, 'audit_events_y2000m01', seq, hash FROM audit_events WHERE tenant_id = 't1' AND seq = 3`)
+		}, want: &audit.BadRecord{Seq: 3, Reason: audit.ReasonRetentionMark}},
 		{name: "forged checkpoint", after: 1, withCheckpoints: true, tamper: func(t *testing.T, b *testBundle) {
 			b.superuser(t, `UPDATE audit_checkpoints SET seq = 5 WHERE tenant_id = 't1'`)
 		}, want: &audit.BadRecord{Seq: 5, Reason: audit.ReasonSignature}},

@@ -41,6 +41,7 @@ const (
 	ReasonSignature       = "checkpoint signature invalid"
 	ReasonUnknownEncoding = "unknown encoding version"
 	ReasonSinceNotFound   = "since-checkpoint record missing"
+	ReasonRetentionMark   = "retention mark over records still present"
 )
 
 // BadRecord names the first record that fails verification.
@@ -52,6 +53,9 @@ type BadRecord struct {
 // TenantReport is one tenant's verification result.
 type TenantReport struct {
 	TenantID string
+	// From is the first sequence number verified: 1, or the one after a
+	// Since checkpoint or after the records retention dropped.
+	From int64
 	// Checked counts the records verified.
 	Checked int64
 	// LastSeq is the last sequence number read.
@@ -215,12 +219,23 @@ func (v *Verifier) verifyTx(ctx context.Context, tx pgx.Tx, tenant string, tr *T
 		err := tx.QueryRow(ctx, `SELECT through_seq, through_hash FROM audit_retention_marks
 			WHERE tenant_id = $1 ORDER BY through_seq DESC LIMIT 1`, tenant).Scan(&seq, &h)
 		if err == nil {
+			// Retention removes whole prefixes: a mark over rows still present was not made by retention.
+			var left bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit_events WHERE tenant_id = $1 AND seq <= $2)`,
+				tenant, seq).Scan(&left); err != nil {
+				return err
+			}
+			if left {
+				bad(seq, ReasonRetentionMark)
+				return nil
+			}
 			expect, prev = seq+1, h
 			tr.Anchored = seq
 		} else if !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
 	}
+	tr.From = expect
 	start := expect
 	if sinceCheck != nil {
 		start = sinceCheck.Seq

@@ -28,6 +28,8 @@ type WriterConfig struct {
 	// QueueSize bounds the events waiting per worker (default 8192); Append
 	// blocks (respecting its context) when the queue is full.
 	QueueSize int
+	// Timeout bounds each batch transaction (default 30s).
+	Timeout time.Duration
 	// Logger receives batch failures (default: discard).
 	Logger *slog.Logger
 }
@@ -45,6 +47,9 @@ func (c WriterConfig) WithDefaults() WriterConfig {
 	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = 8192
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 30 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -182,7 +187,8 @@ func (w *Writer) flush(batch []*request) {
 		}
 		byTenant[r.ev.TenantID] = append(byTenant[r.ev.TenantID], r)
 	}
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.Timeout)
+	defer cancel()
 	for _, tenant := range order {
 		reqs := byTenant[tenant]
 		evs := make([]Event, len(reqs))

@@ -36,6 +36,7 @@ func NewHandler(s *Store) http.Handler { return &handler{store: s} }
 
 type handler struct{ store *Store }
 
+// ServeHTTP routes GET requests to read, vread, search or metadata.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")

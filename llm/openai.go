@@ -195,20 +195,22 @@ func (o *OpenAI) Name() string { return "openai" }
 // BreakerState reports the circuit breaker's state.
 func (o *OpenAI) BreakerState() State { return o.breaker.state() }
 
-// Draft implements Drafter. See the Drafter documentation for errors; on
-// error the returned Result (non-nil once a prompt was built) holds the
-// exchange for the record.
+// Draft implements Drafter. See the Drafter documentation for errors; the
+// returned Result is never nil, and on error its Call holds whatever was
+// sent and received (Attempts 0 when nothing was sent: an excluded trigger,
+// a bad request or an open circuit breaker).
 func (o *OpenAI) Draft(ctx context.Context, req Request) (*Result, error) {
 	start := o.cfg.Now()
-	p, err := o.prompts.build(req)
-	if err != nil {
-		return nil, err
-	}
 	res := &Result{Call: CallRecord{
 		Drafter: o.Name(), Model: o.cfg.Model, Endpoint: o.cfg.BaseURL,
-		PromptID: p.ID, PromptVersion: p.Version, Pseudonyms: p.Pseudonyms,
+		PromptID: PromptID, PromptVersion: PromptVersion,
 	}}
 	defer func() { res.Call.Latency = o.cfg.Now().Sub(start) }()
+	p, err := o.prompts.build(req)
+	if err != nil {
+		return res, err // nothing was sent
+	}
+	res.Call.Pseudonyms = p.Pseudonyms
 
 	if !o.breaker.allow() {
 		return res, fmt.Errorf("llm: draft: circuit breaker open: %w", ErrUnavailable)
@@ -377,6 +379,11 @@ func classify(ctx context.Context, err error, rec *recorder) (retryable bool, re
 		status = apiErr.HTTPStatusCode
 	case errors.As(err, &reqErr):
 		status = reqErr.HTTPStatusCode
+	}
+	if status == 0 && rec.reqBody == nil {
+		// go-openai refused the request before sending it (for example a
+		// reasoning model with max_tokens or temperature): a configuration error.
+		return false, "request refused by the client library (check Model, MaxTokens and Temperature)"
 	}
 	if status == 0 && rec.status >= 200 && rec.status < 300 {
 		return false, "response is not a chat completion"

@@ -298,6 +298,17 @@ func equalDurations(a, b []time.Duration) bool {
 	return true
 }
 
+func TestClientSideRefusalIsNotRetried(t *testing.T) {
+	t.Parallel()
+	snap := snapshotWith(t, message("hello"))
+	srv := llmtest.New(t, llmtest.Fixed(llmtest.Answer(goodDraft)))
+	d := newDrafter(t, srv.URL, func(c *llm.OpenAIConfig) { c.Model = "o3-mini"; c.MaxTokens = 100 })
+	res, err := d.Draft(context.Background(), llm.Request{Snapshot: snap, Queues: queues, Now: now})
+	if !errors.Is(err, llm.ErrUnavailable) || srv.Calls() != 0 || res.Call.Attempts != 1 || d.BreakerState() != llm.StateClosed {
+		t.Fatalf("err %v, calls %d, attempts %d, breaker %s", err, srv.Calls(), res.Call.Attempts, d.BreakerState())
+	}
+}
+
 func TestCircuitBreaker(t *testing.T) {
 	t.Parallel()
 	snap := snapshotWith(t, message("hello"))

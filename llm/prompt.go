@@ -115,7 +115,11 @@ func (pb *promptBuilder) build(req Request) (*Prompt, error) {
 	p := &Prompt{ID: PromptID, Version: PromptVersion, Pseudonyms: map[string]string{}}
 	v := view{Task: "Draft a triage suggestion for the trigger."}
 	v.Patient = patientView(snap.Patient, req)
-	n := 0
+	type entry struct {
+		res  *fhir.Resource
+		item viewItem
+	}
+	var entries []entry
 	for _, r := range snap.Resources() {
 		if r.Type == "Patient" {
 			continue
@@ -124,15 +128,31 @@ func (pb *promptBuilder) build(req Request) (*Prompt, error) {
 			p.Excluded++
 			continue
 		}
-		n++
-		pseudo := "R" + strconv.Itoa(n)
-		p.Pseudonyms[pseudo] = r.Ref().String()
-		item := pb.item(r, ids)
-		item.Ref = pseudo
-		if r == snap.Trigger {
+		entries = append(entries, entry{r, pb.item(r, ids)})
+	}
+	// The trigger first, then the context by type and newest first, so the
+	// model reads the most recent values first. Stable, so reproducible.
+	slices.SortStableFunc(entries, func(a, b entry) int {
+		at, bt := a.res == snap.Trigger, b.res == snap.Trigger
+		switch {
+		case at != bt:
+			if at {
+				return -1
+			}
+			return 1
+		case a.item.Type != b.item.Type:
+			return strings.Compare(a.item.Type, b.item.Type)
+		}
+		return strings.Compare(b.item.Date, a.item.Date)
+	})
+	for i, e := range entries {
+		pseudo := "R" + strconv.Itoa(i+1)
+		p.Pseudonyms[pseudo] = e.res.Ref().String()
+		e.item.Ref = pseudo
+		if e.res == snap.Trigger {
 			v.Trigger = pseudo
 		}
-		v.Resources = append(v.Resources, item)
+		v.Resources = append(v.Resources, e.item)
 	}
 	var ub bytes.Buffer
 	enc := json.NewEncoder(&ub)

@@ -46,19 +46,19 @@ type analytesYAML struct {
 }
 
 type analyte struct {
-	name, display, unit    string
-	units                  map[string]float64 // normalised unit key -> factor to canonical
-	dimensionless          bool
-	low, high              *float64
-	lowIncl, highIncl      bool
-	highFromRef            bool
+	name, display, unit string
+	units               map[string]float64 // normalised unit key -> factor to canonical
+	dimensionless       bool
+	low, high           *float64
+	lowIncl, highIncl   bool
+	highFromRef         bool
 }
 
 type bandOverride struct {
-	analyte    string
-	minAge     *float64
-	maxAge     *float64
-	low, high  *float64 // canonical unit
+	analyte   string
+	minAge    *float64
+	maxAge    *float64
+	low, high *float64 // canonical unit
 }
 
 type analyteTable struct {
@@ -68,17 +68,32 @@ type analyteTable struct {
 }
 
 // normUnit canonicalises a unit string for lookup: case-folded, no spaces,
-// micro signs as u, "^" and "e" exponents as "*".
+// micro signs as u, "^" as "*", and a leading "x10*" or "10e" exponent
+// written as "10*".
 func normUnit(u string) string {
-	u = strings.TrimSpace(u)
-	u = strings.NewReplacer("µ", "u", "μ", "u", " ", "", "^", "*", "×", "x").Replace(u)
-	u = strings.ToLower(u)
-	u = strings.Replace(u, "10e", "10*", 1)
-	u = strings.TrimPrefix(u, "x10*")
-	if strings.HasPrefix(u, "10*") {
-		return u
+	var b strings.Builder
+	b.Grow(len(u))
+	for _, r := range u {
+		switch {
+		case r == ' ' || r == '\t':
+		case r == 'µ' || r == 'μ':
+			b.WriteByte('u')
+		case r == '^':
+			b.WriteByte('*')
+		case r == '×':
+			b.WriteByte('x')
+		case r >= 'A' && r <= 'Z':
+			b.WriteRune(r + ('a' - 'A'))
+		default:
+			b.WriteRune(r)
+		}
 	}
-	return u
+	out := b.String()
+	out = strings.TrimPrefix(out, "x")
+	if strings.HasPrefix(out, "10e") {
+		out = "10*" + out[3:]
+	}
+	return out
 }
 
 func (c *compiler) compileAnalytes(src []byte) *analyteTable {

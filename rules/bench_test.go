@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -108,6 +109,9 @@ func plainEvaluate(in Input) (bool, error) {
 	}
 	if in.PatientAgeYears == nil {
 		for _, r := range in.Context {
+			if !bytes.Contains(r[:min(len(r), 48)], []byte(`"Patient"`)) {
+				continue
+			}
 			var p struct{ ResourceType, BirthDate string }
 			if json.Unmarshal(r, &p) == nil && p.ResourceType == "Patient" {
 				break

@@ -98,7 +98,9 @@ func TestEvaluateObservations(t *testing.T) {
 		{"tenant override raises limit", obsJSON("6298-4", qty("6.4", "mmol/L")),
 			func(in *Input) { in.Tenant.Overrides = []ThresholdOverride{{Analyte: "potassium", High: f64(6.5)}} }, DispositionNone, nil, nil},
 		{"tenant override in other unit", obsJSON("2345-7", qty("300", "mg/dL")),
-			func(in *Input) { in.Tenant.Overrides = []ThresholdOverride{{Analyte: "glucose", High: f64(15), Unit: "mmol/L"}} }, Escalated, []string{"critical-glucose-high"}, nil},
+			func(in *Input) {
+				in.Tenant.Overrides = []ThresholdOverride{{Analyte: "glucose", High: f64(15), Unit: "mmol/L"}}
+			}, Escalated, []string{"critical-glucose-high"}, nil},
 		{"pediatric glucose band", obsJSON("2345-7", qty("45", "mg/dL")), func(in *Input) { in.PatientAgeYears = f64(0.01) }, DispositionNone, nil, nil},
 		{"adult glucose 45 critical", obsJSON("2345-7", qty("45", "mg/dL")), func(in *Input) { in.PatientAgeYears = f64(40) }, Escalated, []string{"critical-glucose-low"}, nil},
 		{"age from Patient in context", obsJSON("2345-7", qty("45", "mg/dL")), func(in *Input) {

@@ -261,37 +261,52 @@ func questionnaireText(items []qrItem, parts *[]string, unreadable *string) {
 }
 
 // ageFromContext finds a Patient with a birthDate in ctx and returns the age
-// in years at now. The cheap byte check keeps a large context fast.
+// in years at now. Resources are tried first by a cheap look at their first
+// bytes (servers write resourceType first), then by a full scan, so a large
+// context stays fast.
 func ageFromContext(ctx []json.RawMessage, now time.Time) *float64 {
 	if now.IsZero() {
 		return nil
 	}
-	for _, raw := range ctx {
-		if !bytes.Contains(raw, []byte(`"Patient"`)) || !bytes.Contains(raw, []byte(`"birthDate"`)) {
-			continue
+	for pass := 0; pass < 2; pass++ {
+		for _, raw := range ctx {
+			head := raw
+			if pass == 0 {
+				head = raw[:min(len(raw), 48)]
+				if !bytes.Contains(head, []byte(`"Patient"`)) {
+					continue
+				}
+			} else if !bytes.Contains(raw, []byte(`"birthDate"`)) || !bytes.Contains(raw, []byte(`"Patient"`)) {
+				continue
+			}
+			if age, ok := patientAge(raw, now); ok {
+				return &age
+			}
 		}
-		var p struct {
-			ResourceType string `json:"resourceType"`
-			BirthDate    string `json:"birthDate"`
-		}
-		if json.Unmarshal(raw, &p) != nil || p.ResourceType != "Patient" {
-			continue
-		}
-		var b time.Time
-		var err error
-		switch len(p.BirthDate) {
-		case 4:
-			b, err = time.Parse("2006", p.BirthDate)
-		case 7:
-			b, err = time.Parse("2006-01", p.BirthDate)
-		default:
-			b, err = time.Parse("2006-01-02", p.BirthDate)
-		}
-		if err != nil || b.After(now) {
-			continue
-		}
-		age := now.Sub(b).Hours() / 24 / 365.2425
-		return &age
 	}
 	return nil
+}
+
+func patientAge(raw json.RawMessage, now time.Time) (float64, bool) {
+	var p struct {
+		ResourceType string `json:"resourceType"`
+		BirthDate    string `json:"birthDate"`
+	}
+	if json.Unmarshal(raw, &p) != nil || p.ResourceType != "Patient" || p.BirthDate == "" {
+		return 0, false
+	}
+	var b time.Time
+	var err error
+	switch len(p.BirthDate) {
+	case 4:
+		b, err = time.Parse("2006", p.BirthDate)
+	case 7:
+		b, err = time.Parse("2006-01", p.BirthDate)
+	default:
+		b, err = time.Parse("2006-01-02", p.BirthDate[:min(len(p.BirthDate), 10)])
+	}
+	if err != nil || b.After(now) {
+		return 0, false
+	}
+	return now.Sub(b).Hours() / 24 / 365.2425, true
 }

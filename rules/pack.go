@@ -83,11 +83,11 @@ type compiledRule struct {
 // Pack is a compiled rule pack: immutable and safe for concurrent use.
 type Pack struct {
 	name, version, sha string
-	rules             []compiledRule
-	analytes          *analyteTable
-	lex               *lexicon
-	memoryBudget      uint
-	vms               *sync.Pool
+	rules              []compiledRule
+	analytes           *analyteTable
+	lex                *lexicon
+	memoryBudget       uint
+	vms                *sync.Pool
 }
 
 // Name is the pack name from pack.yaml.

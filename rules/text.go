@@ -51,6 +51,7 @@ type lexiconYAML struct {
 		Terminators    []string `json:"terminators"`
 		ClauseStarters []string `json:"clause_starters"`
 		ListContinue   []string `json:"list_continue"`
+		SegBreakers    []string `json:"segment_breakers"`
 		Reopeners      []string `json:"reopeners"`
 		Window         int      `json:"window"`
 	} `json:"negation"`
@@ -101,6 +102,7 @@ type lexicon struct {
 	terminators  map[string]bool
 	starters     map[string]bool
 	listContinue map[string]bool
+	segBreakers  map[string]bool
 	reopeners    []pattern
 	window       int
 	history      []pattern
@@ -121,7 +123,7 @@ func (c *compiler) compileLexicon(fn string, src []byte) *lexicon {
 	lines := strings.Split(string(src), "\n")
 	lx := &lexicon{concepts: map[string][]pattern{}, vocab: map[string]bool{}, segVocab: map[string]bool{}, noFuzzy: map[string]bool{},
 		listCues: set(ly.Negation.ListCues), andCues: set(ly.Negation.AndCues), terminators: set(ly.Negation.Terminators),
-		starters: set(ly.Negation.ClauseStarters), listContinue: set(ly.Negation.ListContinue), window: ly.Negation.Window}
+		starters: set(ly.Negation.ClauseStarters), listContinue: set(ly.Negation.ListContinue), segBreakers: set(ly.Negation.SegBreakers), window: ly.Negation.Window}
 	if lx.window <= 0 {
 		lx.window = 6
 	}
@@ -851,7 +853,7 @@ func (an *analysis) negated(sp span) bool {
 func (an *analysis) cueCovers(c, sp span) bool {
 	cueWord := an.toks[c.start].raw
 	list := an.lx.listCues[cueWord]
-	words, seg, crossed := 0, 0, false
+	words, seg, crossed, clausal := 0, 0, false, false
 	for i := c.end; i < sp.start; i++ {
 		t := an.toks[i]
 		if t.bound == ',' || t.raw == "and" || t.raw == "or" || t.raw == "nor" {
@@ -869,6 +871,9 @@ func (an *analysis) cueCovers(c, sp span) bool {
 		if an.lx.starters[t.raw] {
 			return false
 		}
+		if an.lx.segBreakers[t.raw] {
+			clausal = true
+		}
 		words++
 		seg++
 		if seg > 3 && crossed {
@@ -879,6 +884,9 @@ func (an *analysis) cueCovers(c, sp span) bool {
 		return false
 	}
 	if crossed {
+		if clausal {
+			return false
+		}
 		if sp.end < len(an.toks) {
 			next := an.toks[sp.end]
 			if next.bound == 0 && !an.lx.listContinue[next.raw] {

@@ -156,6 +156,12 @@ func auditVerify(ctx context.Context, g *globals, args []string) int {
 		total.Tenants = append(total.Tenants, rep.Tenants...)
 	}
 	fmt.Fprintln(g.Stdout, total.String())
+	if opts.PublicKey == nil {
+		fmt.Fprintln(g.Stderr, "note: no --public-key: checkpoint signatures were not checked")
+	}
+	if len(opts.Checkpoints) == 0 && len(sinceBy) == 0 {
+		fmt.Fprintln(g.Stderr, "note: no exported checkpoints given: a chain rewritten with fresh hashes cannot be detected")
+	}
 	for _, t := range total.Tenants {
 		fmt.Fprintf(g.Stderr, "tenant %s: %d records checked, last seq %d, %d not yet anchored by a checkpoint\n",
 			t.TenantID, t.Checked, t.LastSeq, t.Unanchored)

@@ -127,6 +127,9 @@ func (v *Verifier) indexResource(r *fhir.Resource, now time.Time) *resourceFacts
 				return
 			}
 			texts = append(texts, t)
+			if !strings.ContainsAny(t, "0123456789") {
+				return
+			}
 			tf := v.extract(t)
 			for _, q := range tf.quantities {
 				q.analyte = analyte
@@ -440,7 +443,6 @@ func (v *Verifier) extract(text string) textFacts {
 		}
 		tf.bare = append(tf.bare, quantity{n: n, raw: string(b[lo:hi])})
 	}
-	v.annotateAnalytes(text, &tf)
 	return tf
 }
 

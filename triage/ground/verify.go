@@ -189,17 +189,17 @@ func (v *Verifier) Verify(snap *fhir.Snapshot, d llm.Draft, opts Options) Result
 			cited.facts = append(cited.facts, all[r])
 		}
 		if len(cited.facts) > 0 {
-			cr.Problems = append(cr.Problems, v.checkText(c.Text, cited, vocab, true)...)
+			cr.Problems = append(cr.Problems, v.checkText(c.Text, cited, everything, vocab, true)...)
 		}
 		cr.Problems = slices.Compact(cr.Problems)
 		cr.Grounded = len(cr.Problems) == 0
 		res.Claims = append(res.Claims, cr)
 	}
-	for _, p := range v.checkText(d.Rationale, everything, vocab, false) {
+	for _, p := range v.checkText(d.Rationale, everything, everything, vocab, false) {
 		res.Problems = append(res.Problems, "rationale: "+p)
 	}
 	if d.ReplyDraft != "" {
-		for _, p := range v.checkText(d.ReplyDraft, everything, vocab, false) {
+		for _, p := range v.checkText(d.ReplyDraft, everything, everything, vocab, false) {
 			res.Problems = append(res.Problems, "reply: "+p)
 		}
 		for _, re := range v.dosing {
@@ -264,13 +264,15 @@ func hasWord(hay, term string) bool {
 
 // checkText returns the problems of one text against a scope. claim is true
 // for claim text (checked against the cited resources, whose text also
-// grounds medication and condition mentions).
-func (v *Verifier) checkText(text string, sc scope, voc vocab, claim bool) []string {
+// grounds medication and condition mentions). Ages are always checked
+// against the snapshot's Patient (all).
+func (v *Verifier) checkText(text string, sc, all scope, voc vocab, claim bool) []string {
 	if strings.TrimSpace(text) == "" {
 		return nil
 	}
 	var probs []string
 	tf := v.extract(text)
+	v.annotateAnalytes(text, &tf)
 	for _, q := range tf.quantities {
 		if !v.quantityIn(q, sc) {
 			probs = append(probs, fmt.Sprintf("value %q does not match the %s", q.raw, where(claim)))
@@ -308,7 +310,7 @@ func (v *Verifier) checkText(text string, sc scope, voc vocab, claim bool) []str
 	}
 	for _, a := range tf.ages {
 		known := false
-		ok := anyFacts(sc, func(f *resourceFacts) bool {
+		ok := anyFacts(all, func(f *resourceFacts) bool {
 			if f.ages != nil {
 				known = true
 			}

@@ -52,6 +52,9 @@ func TestVerifyCases(t *testing.T) {
 			return d
 		}(), rules.Stat, true, ""},
 		{"priority below floor", draft("triage", 0.8, "r", "", claim("Dizzy for 3 days.", msg)), rules.Urgent, false, ground.ProblemPriorityBelowRules},
+		{"right age citing the message", draft("triage", 0.8, "r", "", claim("40-year-old reports dizziness for 3 days.", msg)), 0, true, ""},
+		{"wrong age citing the message", draft("triage", 0.8, "r", "", claim("A 67-year-old reports dizziness for 3 days.", msg)), 0, false, "age 67"},
+		{"flu shot in reply", draft("triage", 0.8, "r", "You are due for a flu shot.", claim("Dizzy for 3 days.", msg)), 0, true, ""},
 		{"no claims", draft("triage", 0.8, "r", ""), 0, false, ground.ProblemNoClaims},
 		{"wrong number of days", draft("triage", 0.8, "r", "", claim("Dizzy for 5 days.", msg)), 0, false, "does not match"},
 	}

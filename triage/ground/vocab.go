@@ -71,7 +71,7 @@ func conditionGroups() [][]string {
 		{"urinary tract infection", "uti", "cystitis", "pyelonephritis"},
 		{"sepsis", "septic", "septicemia", "bacteremia"},
 		{"cellulitis"},
-		{"influenza", "flu"},
+		{"influenza"},
 		{"covid-19", "covid", "sars-cov-2"},
 		{"chronic kidney disease", "ckd", "renal failure", "kidney failure", "renal insufficiency", "nephropathy", "end-stage renal disease"},
 		{"acute kidney injury", "aki"},
