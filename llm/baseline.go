@@ -10,12 +10,15 @@ import (
 )
 
 // Baseline confidence table: the fixed confidence of each baseline route
-// decision. They are deliberately low so that, with the default thresholds,
-// baseline drafts are reviewed like any low-confidence draft; tenants that
-// want baseline routing to count as a suggestion set thresholds below them.
+// decision. A purely administrative request (a refill or scheduling cue and
+// no clinical cue: no symptom, dose change, side effect or result question)
+// is confident enough to be suggested at the default threshold 0.8 — it still
+// waits for a person's approval. Everything else is deliberately low, so it
+// goes to manual triage under the default thresholds.
 const (
-	BaselineConfidenceRefill        = 0.60 // Communication with a refill/prescription cue → pharmacy
-	BaselineConfidenceScheduling    = 0.60 // Communication with a scheduling/appointment cue → front_desk
+	BaselineConfidenceRefill        = 0.85 // refill/prescription cue, no clinical cue → pharmacy
+	BaselineConfidenceScheduling    = 0.85 // scheduling/appointment cue, no clinical cue → front_desk
+	BaselineConfidenceMixed         = 0.30 // administrative cue together with a clinical cue → triage
 	BaselineConfidenceMessage       = 0.30 // other Communication → triage
 	BaselineConfidenceResult        = 0.50 // Observation → physician
 	BaselineConfidenceQuestionnaire = 0.30 // QuestionnaireResponse → triage
@@ -39,6 +42,7 @@ const (
 type Baseline struct {
 	refill     *regexp.Regexp
 	scheduling *regexp.Regexp
+	clinical   *regexp.Regexp
 }
 
 var _ Drafter = (*Baseline)(nil)
@@ -48,6 +52,7 @@ func NewBaseline() *Baseline {
 	return &Baseline{
 		refill:     regexp.MustCompile(`(?i)\b(refill|refills|prescription|prescriptions|rx|renew(al)? (my )?(med|medication|prescription)s?|pharmacy|run(ning)? out of (my )?(med|medication|pill)s?)\b`),
 		scheduling: regexp.MustCompile(`(?i)\b(appointment|appt|schedul(e|ing)|reschedul(e|ing)|cancel (my )?(visit|appointment)|book (a|an)? ?(visit|appointment)|availability)\b`),
+		clinical:   regexp.MustCompile(`(?i)\b(pain\w*|hurt\w*|ache\w*|fever\w*|dizz\w*|bleed\w*|blood|rash\w*|swell\w*|swollen|wors\w*|vomit\w*|nause\w*|side[- ]?effects?|reaction\w*|breath\w*|cough\w*|infect\w*|faint\w*|numb\w*|allerg\w*|sick\w*|ill|headache\w*|chest|sugar|pressure|dos(e|es|age|ing)|increase\w*|decrease\w*|stop(ped)? taking|symptom\w*|result\w*|worried|worry|tired|off|pregnan\w*|suicid\w*|confus\w*)\b`),
 	}
 }
 
@@ -68,6 +73,8 @@ func (b *Baseline) Draft(ctx context.Context, req Request) (*Result, error) {
 	case "Communication":
 		text := strings.Join(communicationText(trig.Raw), "\n")
 		switch {
+		case (b.refill.MatchString(text) || b.scheduling.MatchString(text)) && b.clinical.MatchString(text):
+			route, conf, why = QueueTriage, BaselineConfidenceMixed, "baseline routing: administrative request that also mentions a clinical concern"
 		case b.refill.MatchString(text):
 			route, conf, why = QueuePharmacy, BaselineConfidenceRefill, "baseline routing: message mentions a refill or prescription"
 		case b.scheduling.MatchString(text):

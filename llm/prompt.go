@@ -109,6 +109,7 @@ func (pb *promptBuilder) build(req Request) (*Prompt, error) {
 	}
 	snap := req.Snapshot
 	ids := PatientIdentifiers(snap.Patient)
+	red := pb.redactor.For(ids)
 	if excluded(snap.Trigger, req.ExcludedLabels) {
 		return nil, fmt.Errorf("llm: build prompt: %w", ErrExcluded)
 	}
@@ -128,7 +129,7 @@ func (pb *promptBuilder) build(req Request) (*Prompt, error) {
 			p.Excluded++
 			continue
 		}
-		entries = append(entries, entry{r, pb.item(r, ids)})
+		entries = append(entries, entry{r, pb.item(r, red)})
 	}
 	// The trigger first, then the context by type and newest first, so the
 	// model reads the most recent values first. Stable, so reproducible.
@@ -389,10 +390,9 @@ func firstNonEmpty(ss ...string) string {
 	return ""
 }
 
-func (pb *promptBuilder) item(r *fhir.Resource, ids []string) viewItem {
+func (pb *promptBuilder) item(r *fhir.Resource, red func(string) string) viewItem {
 	f := decodeFields(r.Raw)
 	it := viewItem{Type: r.Type, Status: f.Status}
-	red := func(s string) string { return pb.redactor.Redact(s, ids) }
 	if len(f.Category) > 0 {
 		it.Category = f.Category[0].label()
 	}

@@ -61,30 +61,47 @@ func Redact(text string, identifiers []string) string {
 
 // Redact: see the package-level Redact.
 func (r *Redactor) Redact(text string, identifiers []string) string {
-	if text == "" {
-		return text
-	}
+	return r.For(identifiers)(text)
+}
+
+// For compiles the identifier patterns once and returns a function that
+// redacts any number of texts with them (a prompt redacts every item of a
+// snapshot with the same patient's identifiers).
+func (r *Redactor) For(identifiers []string) func(string) string {
 	// Specific identifiers first, longest first so "Alfreda Wyman" goes before "Alfreda".
 	ids := slices.Clone(identifiers)
 	slices.SortFunc(ids, func(a, b string) int { return len(b) - len(a) })
+	type idPattern struct {
+		re          *regexp.Regexp
+		placeholder string
+	}
+	var pats []idPattern
 	for _, id := range ids {
 		id = strings.TrimSpace(id)
 		if len([]rune(id)) < 2 {
 			continue
 		}
 		if re := identifierPattern(id); re != nil {
-			text = re.ReplaceAllString(text, placeholderFor(id))
+			pats = append(pats, idPattern{re, placeholderFor(id)})
 		}
 	}
-	text = r.dob.ReplaceAllString(text, redDOB)
-	text = r.email.ReplaceAllString(text, redEmail)
-	text = r.mrn.ReplaceAllString(text, redID)
-	text = r.uuid.ReplaceAllString(text, redID)
-	text = r.ssn.ReplaceAllString(text, redID)
-	text = r.phone.ReplaceAllString(text, redPhone)
-	text = r.longNum.ReplaceAllString(text, redID)
-	text = r.street.ReplaceAllString(text, redAddress)
-	return text
+	return func(text string) string {
+		if text == "" {
+			return text
+		}
+		for _, p := range pats {
+			text = p.re.ReplaceAllString(text, p.placeholder)
+		}
+		text = r.dob.ReplaceAllString(text, redDOB)
+		text = r.email.ReplaceAllString(text, redEmail)
+		text = r.mrn.ReplaceAllString(text, redID)
+		text = r.uuid.ReplaceAllString(text, redID)
+		text = r.ssn.ReplaceAllString(text, redID)
+		text = r.phone.ReplaceAllString(text, redPhone)
+		text = r.longNum.ReplaceAllString(text, redID)
+		text = r.street.ReplaceAllString(text, redAddress)
+		return text
+	}
 }
 
 func placeholderFor(id string) string {

@@ -41,15 +41,20 @@ func loadCorpus(t *testing.T) []corpusEntry {
 // punctuation, no apostrophes and lower case, and a transposition typo in the
 // longest word (letters 2 and 3 swapped, keeping the first letter).
 func variants(s string) map[string]string {
-	noPunct := strings.Map(func(r rune) rune {
+	rs := []rune(s)
+	var np []rune
+	for i, r := range rs {
 		switch {
 		case r == '\'':
-			return -1
+		case r == '.' && i > 0 && i+1 < len(rs) && unicode.IsDigit(rs[i-1]) && unicode.IsDigit(rs[i+1]):
+			np = append(np, r) // 100.4 stays a number
 		case unicode.IsPunct(r):
-			return ' '
+			np = append(np, ' ')
+		default:
+			np = append(np, r)
 		}
-		return r
-	}, s)
+	}
+	noPunct := string(np)
 	words := strings.Fields(s)
 	li := 0
 	for i, w := range words {

@@ -3,6 +3,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,6 +53,7 @@ type lexiconYAML struct {
 		ClauseStarters []string `json:"clause_starters"`
 		ListContinue   []string `json:"list_continue"`
 		SegBreakers    []string `json:"segment_breakers"`
+		ScopeEnders    []string `json:"scope_enders"`
 		Reopeners      []string `json:"reopeners"`
 		Window         int      `json:"window"`
 	} `json:"negation"`
@@ -59,10 +61,16 @@ type lexiconYAML struct {
 		Markers []string `json:"markers"`
 		Recency []string `json:"recency"`
 	} `json:"history"`
-	Exclusions []string            `json:"exclusions"`
-	NoFuzzy    []string            `json:"no_fuzzy"`
-	Concepts   map[string][]string `json:"concepts"`
-	Categories []struct {
+	Exclusions []string `json:"exclusions"`
+	// ScopedExclusions apply only to one category or concept.
+	ScopedExclusions map[string][]string `json:"scoped_exclusions"`
+	// Improvements right after a match ("is better", "has resolved") make
+	// it not count unless the sentence also says still/again/worse.
+	Improvements []string            `json:"improvements"`
+	Persistence  []string            `json:"persistence"`
+	NoFuzzy      []string            `json:"no_fuzzy"`
+	Concepts     map[string][]string `json:"concepts"`
+	Categories   []struct {
 		ID          string     `json:"id"`
 		Description string     `json:"description"`
 		Phrases     []string   `json:"phrases"`
@@ -103,12 +111,17 @@ type lexicon struct {
 	starters     map[string]bool
 	listContinue map[string]bool
 	segBreakers  map[string]bool
+	scopeEnders  map[string]bool
 	reopeners    []pattern
 	window       int
 	history      []pattern
 	recency      []pattern
 	exclusions   []pattern
+	scoped       map[string][]pattern
+	improvements []pattern
+	persistence  []pattern
 	vocab        map[string]bool
+	stems        []string // prefix patterns ("suicid*")
 	segVocab     map[string]bool
 	noFuzzy      map[string]bool
 	byFirst      map[byte][]string
@@ -123,7 +136,7 @@ func (c *compiler) compileLexicon(fn string, src []byte) *lexicon {
 	lines := strings.Split(string(src), "\n")
 	lx := &lexicon{concepts: map[string][]pattern{}, vocab: map[string]bool{}, segVocab: map[string]bool{}, noFuzzy: map[string]bool{},
 		listCues: set(ly.Negation.ListCues), andCues: set(ly.Negation.AndCues), terminators: set(ly.Negation.Terminators),
-		starters: set(ly.Negation.ClauseStarters), listContinue: set(ly.Negation.ListContinue), segBreakers: set(ly.Negation.SegBreakers), window: ly.Negation.Window}
+		starters: set(ly.Negation.ClauseStarters), listContinue: set(ly.Negation.ListContinue), segBreakers: set(ly.Negation.SegBreakers), scopeEnders: set(ly.Negation.ScopeEnders), window: ly.Negation.Window}
 	if lx.window <= 0 {
 		lx.window = 6
 	}
@@ -151,6 +164,12 @@ func (c *compiler) compileLexicon(fn string, src []byte) *lexicon {
 	lx.history = compileList("history marker", ly.History.Markers)
 	lx.recency = compileList("recency marker", ly.History.Recency)
 	lx.exclusions = compileList("exclusion", ly.Exclusions)
+	lx.improvements = compileList("improvement", ly.Improvements)
+	lx.persistence = compileList("persistence", ly.Persistence)
+	lx.scoped = map[string][]pattern{}
+	for _, k := range slices.Sorted(maps.Keys(ly.ScopedExclusions)) {
+		lx.scoped[k] = compileList("scoped exclusion "+k, ly.ScopedExclusions[k])
+	}
 	for name := range ly.Concepts {
 		lx.conceptNames = append(lx.conceptNames, name)
 	}
@@ -226,6 +245,9 @@ func (lx *lexicon) addVocab(pt pattern) {
 		}
 		for _, a := range e.prefixes {
 			lx.vocab[a] = true
+			if !slices.Contains(lx.stems, a) {
+				lx.stems = append(lx.stems, a)
+			}
 		}
 		for _, seq := range e.seqs {
 			for _, a := range seq {
@@ -444,7 +466,8 @@ func (lx *lexicon) prepare(text string) []token {
 			out = append(out, t)
 			continue
 		}
-		if !lx.vocab[t.raw] && len(t.raw) >= 6 {
+		t.cands = lx.candidates(t.raw)
+		if !lx.vocab[t.raw] && len(t.raw) >= 6 && len(t.cands) == 1 && !lx.hasStem(t.raw) {
 			if parts := lx.segment(t.raw); len(parts) > 1 {
 				for _, p := range parts {
 					out = append(out, token{raw: p, cands: lx.candidates(p)})
@@ -452,7 +475,6 @@ func (lx *lexicon) prepare(text string) []token {
 				continue
 			}
 		}
-		t.cands = lx.candidates(t.raw)
 		out = append(out, t)
 	}
 	return out
@@ -476,6 +498,16 @@ func (lx *lexicon) segment(w string) []string {
 		return nil
 	}
 	return best[n]
+}
+
+// hasStem reports whether w starts with a prefix pattern's stem.
+func (lx *lexicon) hasStem(w string) bool {
+	for _, s := range lx.stems {
+		if strings.HasPrefix(w, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // segPiece reports whether p can be a piece of a run-together word: a
@@ -700,7 +732,7 @@ func (lx *lexicon) scan(text string) []RedFlag {
 		for pi := range cat.phrases {
 			for i := range toks {
 				end := cat.phrases[pi].matchAt(toks, i)
-				if end <= i || !an.keep(span{i, end}) {
+				if end <= i || !an.keepIn(span{i, end}, cat.id) {
 					continue
 				}
 				found = append(found, match{cat.id, phraseOf(toks, i, end), i})
@@ -739,7 +771,7 @@ func (lx *lexicon) scan(text string) []RedFlag {
 func (lx *lexicon) firstConcept(name string, toks []token, an *analysis) (span, bool) {
 	for i := range toks {
 		for pi := range lx.concepts[name] {
-			if end := lx.concepts[name][pi].matchAt(toks, i); end > i && an.keep(span{i, end}) {
+			if end := lx.concepts[name][pi].matchAt(toks, i); end > i && an.keepIn(span{i, end}, name) {
 				return span{i, end}, true
 			}
 		}
@@ -759,31 +791,73 @@ func phraseOf(toks []token, i, j int) string {
 
 // analysis holds per-text spans used to judge each match.
 type analysis struct {
-	lx         *lexicon
-	toks       []token
-	cues       []span
-	hedges     []span
-	reopeners  []span
-	history    []span
-	recency    []span
-	exclusions []span
+	lx           *lexicon
+	toks         []token
+	cues         []span
+	hedges       []span
+	reopeners    []span
+	history      []span
+	recency      []span
+	exclusions   []span
+	improvements []span
+	persistence  []span
 }
 
 func (lx *lexicon) analyse(toks []token) *analysis {
 	return &analysis{lx: lx, toks: toks, cues: findAll(lx.cues, toks), hedges: findAll(lx.hedges, toks),
+		improvements: findAll(lx.improvements, toks), persistence: findAll(lx.persistence, toks),
 		reopeners: findAll(lx.reopeners, toks),
 		history:   findAll(lx.history, toks), recency: findAll(lx.recency, toks), exclusions: findAll(lx.exclusions, toks)}
 }
 
-// keep reports whether a match at sp counts: not excluded, not negated and
-// not past history.
-func (an *analysis) keep(sp span) bool {
-	for _, x := range an.exclusions {
-		if x.start < sp.end && sp.start < x.end {
+// keepIn reports whether a match at sp for a category or concept counts: not
+// excluded (globally or for that name), not negated, not past history and
+// not reported as improved.
+func (an *analysis) keepIn(sp span, name string) bool {
+	overlaps := func(xs []span) bool {
+		for _, x := range xs {
+			if x.start < sp.end && sp.start < x.end {
+				return true
+			}
+		}
+		return false
+	}
+	if overlaps(an.exclusions) {
+		return false
+	}
+	if pts := an.lx.scoped[name]; len(pts) > 0 && overlaps(findAll(pts, an.toks)) {
+		return false
+	}
+	return !an.negated(sp) && !an.pastHistory(sp) && !an.improved(sp)
+}
+
+// improved reports an improvement statement right after the match ("is
+// better", "has resolved") in the same clause, unless the sentence also
+// says the symptom persists ("still", "again", "worse").
+func (an *analysis) improved(sp span) bool {
+	s, e := an.clause(sp)
+	hit := false
+	for _, x := range an.improvements {
+		if x.start >= sp.end && x.start <= sp.end+2 && x.end <= e {
+			hit = true
+		}
+	}
+	if !hit {
+		return false
+	}
+	// Sentence bounds (terminators do not end it here).
+	for s > 0 && an.toks[s-1].bound != '.' {
+		s--
+	}
+	for e < len(an.toks) && an.toks[e].bound != '.' {
+		e++
+	}
+	for _, x := range an.persistence {
+		if within(x, s, e) {
 			return false
 		}
 	}
-	return !an.negated(sp) && !an.pastHistory(sp)
+	return true
 }
 
 // clause returns the bounds of the clause around sp: sentence boundaries and
@@ -868,7 +942,7 @@ func (an *analysis) cueCovers(c, sp span) bool {
 			seg = 0
 			continue
 		}
-		if an.lx.starters[t.raw] {
+		if an.lx.starters[t.raw] || an.lx.scopeEnders[t.raw] {
 			return false
 		}
 		if an.lx.segBreakers[t.raw] {

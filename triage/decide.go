@@ -30,6 +30,7 @@ const (
 	DraftOK          DraftStatus = iota // a draft was produced and parsed
 	DraftUnavailable                    // the model was down, slow or rate-limited past retries
 	DraftInvalid                        // the model answered something that is not a valid draft
+	DraftExcluded                       // the trigger's sensitivity labels keep it from the model
 )
 
 // DecideInput is everything the decision function looks at. It is pure data:
@@ -71,6 +72,9 @@ func Decide(in DecideInput) Outcome {
 		candidate = rules.ManualTriage
 		flags = flags.Union(rules.FlagLLMUnavailable)
 		reasons = append(reasons, "LLM output invalid: "+orDefault(in.DraftReason, "unparseable"))
+	case in.DraftStatus == DraftExcluded:
+		candidate = rules.ManualTriage
+		reasons = append(reasons, "not sent to the model: "+orDefault(in.DraftReason, "sensitivity label excluded by the tenant"))
 	case !in.Grounded:
 		candidate = rules.ManualTriage
 		flags = flags.Union(rules.FlagUngrounded)

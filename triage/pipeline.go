@@ -323,6 +323,8 @@ func draftStatus(err error) (DraftStatus, string) {
 		return DraftInvalid, oe.Reason
 	case errors.Is(err, llm.ErrInvalidOutput):
 		return DraftInvalid, "invalid output"
+	case errors.Is(err, llm.ErrExcluded):
+		return DraftExcluded, "the trigger carries a sensitivity label the tenant excludes from the model"
 	case errors.Is(err, llm.ErrEndpointNotAllowed):
 		return DraftUnavailable, "endpoint not on the tenant's BAA allowlist"
 	case errors.Is(err, context.DeadlineExceeded):
@@ -338,6 +340,8 @@ func statusName(s DraftStatus) string {
 		return "unavailable"
 	case DraftInvalid:
 		return "invalid"
+	case DraftExcluded:
+		return "excluded"
 	}
 	return "ok"
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -95,4 +97,58 @@ func BenchmarkRiverNoop(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
+}
+
+// BenchmarkTimeToEscalation measures intake-to-committed-escalation time for
+// critical potassium results with the LLM up (instant), down (connection
+// refused) and hanging (never answers). Escalations never wait for the model,
+// so the three should be within noise of each other; compare ms/escalation.
+func BenchmarkTimeToEscalation(b *testing.B) {
+	for _, mode := range []string{"llm-up", "llm-down", "llm-hanging"} {
+		b.Run(mode, func(b *testing.B) {
+			var url string
+			switch mode {
+			case "llm-up":
+				url = llmtest.New(b, llmtest.Faithful("oncall")).URL
+			case "llm-down":
+				srv := httptest.NewServer(http.NotFoundHandler())
+				url = srv.URL + "/v1"
+				srv.Close() // connection refused from here on
+			case "llm-hanging":
+				release := make(chan struct{})
+				b.Cleanup(func() { close(release) })
+				url = llmtest.New(b, llmtest.Fixed(llmtest.Hang(release))).URL
+			}
+			h := newHarness(b, harnessOpts{llmURL: url})
+			refs := make([]fhir.Ref, b.N)
+			for i := range refs {
+				raw, _ := json.Marshal(map[string]any{
+					"resourceType": "Observation", "id": fmt.Sprintf("k-%d", i), "status": "final",
+					"code":          map[string]any{"coding": []map[string]string{{"system": "http://loinc.org", "code": "6298-4"}}},
+					"subject":       map[string]string{"reference": "Patient/6d23a95e-7e18-4201-90ec-9501fa89fbd2"},
+					"valueQuantity": map[string]any{"value": 6.9, "unit": "mmol/L", "system": "http://unitsofmeasure.org", "code": "mmol/L"},
+				})
+				r, err := h.fhir.Put(raw)
+				if err != nil {
+					b.Fatal(err)
+				}
+				refs[i] = r.Ref()
+			}
+			b.ResetTimer()
+			for _, r := range refs {
+				h.postRef(r)
+				h.waitFor("escalation", func() bool {
+					ds := h.decisionsFor(r)
+					return len(ds) == 1 && ds[0].Disposition == "ESCALATED"
+				})
+			}
+			b.StopTimer()
+			var ms float64
+			ctx := context.Background()
+			if err := h.db.Owner.QueryRow(ctx, `SELECT avg(extract(epoch FROM escalated_at - received_at) * 1000) FROM decisions`).Scan(&ms); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(ms, "ms/escalation")
+		})
+	}
 }
