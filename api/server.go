@@ -1,11 +1,13 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -57,15 +59,15 @@ func (c Config) WithDefaults() Config {
 
 // Deps are the server's collaborators.
 type Deps struct {
-	DB       *store.DB
-	Enqueue  triage.Enqueuer
-	Sealer   *seal.Sealer
-	Auth     Authenticator
-	Issuers  access.TenantIssuers
-	Policy   *access.Policy
-	Limiter  RateLimiter // nil: no rate limiting (tests of other things)
-	Now      func() time.Time
-	Logger   *slog.Logger
+	DB      *store.DB
+	Enqueue triage.Enqueuer
+	Sealer  *seal.Sealer
+	Auth    Authenticator
+	Issuers access.TenantIssuers
+	Policy  *access.Policy
+	Limiter RateLimiter // nil: no rate limiting (tests of other things)
+	Now     func() time.Time
+	Logger  *slog.Logger
 	// Ready reports whether dependencies (database, FHIR, key provider) are reachable.
 	Ready func(ctx context.Context) error
 }
@@ -202,6 +204,9 @@ func (s *Server) wrap(ep Endpoint) http.Handler {
 		if !s.authenticate(sw, r, rc, ep) {
 			return
 		}
+		if !s.limitBody(sw, r, rc, ep) {
+			return
+		}
 		ep.handle(sw, r, rc)
 	})
 }
@@ -224,7 +229,13 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rc *reqCtx
 		return false
 	}
 	if err := access.BindTenant(ctx, p, r.Header.Get("Vigil-Tenant"), s.d.Issuers); err != nil {
-		s.refuseAuth(w, r, rc, ep, SystemTenant, "token not bound to the tenant", `Bearer realm="vigil", error="invalid_token"`)
+		// The token is genuine but not for this tenant (a "tenant" claim or
+		// Vigil-Tenant header naming a tenant its issuer is not bound to):
+		// 403, audited in the system chain with the caller named.
+		rc.principal = p
+		s.auditDenied(ctx, rc, ep, SystemTenant, "auth.tenant_denied", "token not bound to the tenant")
+		rc.principal = nil
+		writeError(w, r, http.StatusForbidden, "forbidden", "token not valid for this tenant")
 		return false
 	}
 	rc.principal, rc.tenant = p, p.TenantID
@@ -257,10 +268,46 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, rc *reqCtx
 	// Role check now; patient attributes are checked again once the handler has loaded the item.
 	if d := s.d.Policy.Decide(ctx, p, ep.Action, access.Attributes{}); !d.Allow {
 		s.auditDenied(ctx, rc, ep, p.TenantID, "auth.policy_denied", d.Reason)
-		writeError(w, r, http.StatusForbidden, "forbidden", "not permitted: "+d.Reason)
+		writeError(w, r, http.StatusForbidden, "forbidden", clientDenyMessage(d.Reason))
 		return false
 	}
 	return true
+}
+
+// limitBody reads the (already size-capped) body of an authenticated request
+// before the handler runs, so that every endpoint answers an oversized body
+// with 413, audited, whatever its handler does with read errors.
+func (s *Server) limitBody(w http.ResponseWriter, r *http.Request, rc *reqCtx, ep Endpoint) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	b, err := io.ReadAll(r.Body)
+	_ = r.Body.Close()
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		s.auditDenied(r.Context(), rc, ep, rc.tenant, "request.too_large", fmt.Sprintf("body exceeds %d bytes", mbe.Limit))
+		writeError(w, r, http.StatusRequestEntityTooLarge, "too-costly", fmt.Sprintf("request body exceeds %d bytes", mbe.Limit))
+		return false
+	case err != nil:
+		writeError(w, r, http.StatusBadRequest, "structure", "could not read request body")
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	return true
+}
+
+// clientDenyMessage is what a refused caller is told. Policy reasons can
+// reveal something about the record (that it carries a sensitivity label, or
+// that the patient has a care team), so the client gets a generic message;
+// the reason itself is kept in the audit event. Only reasons about the
+// caller's own request, which tell it how to proceed, are passed on.
+func clientDenyMessage(reason string) string {
+	switch reason {
+	case access.DenyPhysicianHold, access.DenyRole:
+		return "not permitted: " + reason
+	}
+	return "not permitted"
 }
 
 func (s *Server) refuseAuth(w http.ResponseWriter, r *http.Request, rc *reqCtx, ep Endpoint, tenant, reason, challenge string) {
@@ -291,7 +338,7 @@ func (s *Server) auditDenied(ctx context.Context, rc *reqCtx, ep Endpoint, tenan
 func (s *Server) deny(w http.ResponseWriter, r *http.Request, rc *reqCtx, verb string, d access.Decision) {
 	ep := Endpoint{Pattern: rc.route, Method: r.Method}
 	s.auditDenied(r.Context(), rc, ep, rc.tenant, verb, d.Reason)
-	writeError(w, r, http.StatusForbidden, "forbidden", "not permitted: "+d.Reason)
+	writeError(w, r, http.StatusForbidden, "forbidden", clientDenyMessage(d.Reason))
 }
 
 func bearer(r *http.Request) (string, bool) {

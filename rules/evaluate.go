@@ -246,8 +246,12 @@ func shapeGuard(base Env) []fact {
 }
 
 func (p *Pack) textFacts(base Env, text, unreadable string) []fact {
-	if unreadable == "" && unreadableScript(text) {
+	switch {
+	case unreadable != "":
+	case unreadableScript(text):
 		unreadable = "text the engine cannot read (script not covered by the red-flag lexicon)"
+	case p.lex.foreign(text):
+		unreadable = "text the engine cannot read (language may not be covered by the red-flag lexicon)"
 	}
 	res := base
 	res.Fact = FactResource

@@ -54,6 +54,8 @@ type lexiconYAML struct {
 		ListContinue   []string `json:"list_continue"`
 		SegBreakers    []string `json:"segment_breakers"`
 		ScopeEnders    []string `json:"scope_enders"`
+		Fillers        []string `json:"fillers"`
+		ClauseVerbs    []string `json:"clause_verbs"`
 		Reopeners      []string `json:"reopeners"`
 		Window         int      `json:"window"`
 	} `json:"negation"`
@@ -66,11 +68,19 @@ type lexiconYAML struct {
 	ScopedExclusions map[string][]string `json:"scoped_exclusions"`
 	// Improvements right after a match ("is better", "has resolved") make
 	// it not count unless the sentence also says still/again/worse.
-	Improvements []string            `json:"improvements"`
-	Persistence  []string            `json:"persistence"`
-	NoFuzzy      []string            `json:"no_fuzzy"`
-	Concepts     map[string][]string `json:"concepts"`
-	Categories   []struct {
+	Improvements []string `json:"improvements"`
+	Persistence  []string `json:"persistence"`
+	NoFuzzy      []string `json:"no_fuzzy"`
+	// Language: text of at least MinWords words of which fewer than
+	// MinShare are common words of a covered language is reported as text
+	// the engine cannot read (it may be in another language).
+	Language struct {
+		CommonWords []string `json:"common_words"`
+		MinWords    int      `json:"min_words"`
+		MinShare    float64  `json:"min_share"`
+	} `json:"language"`
+	Concepts   map[string][]string `json:"concepts"`
+	Categories []struct {
 		ID          string     `json:"id"`
 		Description string     `json:"description"`
 		Phrases     []string   `json:"phrases"`
@@ -112,6 +122,8 @@ type lexicon struct {
 	listContinue map[string]bool
 	segBreakers  map[string]bool
 	scopeEnders  map[string]bool
+	fillers      map[string]bool
+	clauseVerbs  map[string]bool
 	reopeners    []pattern
 	window       int
 	history      []pattern
@@ -124,6 +136,9 @@ type lexicon struct {
 	stems        []string // prefix patterns ("suicid*")
 	segVocab     map[string]bool
 	noFuzzy      map[string]bool
+	common       map[string]bool
+	minWords     int
+	minShare     float64
 	byFirst      map[byte][]string
 }
 
@@ -136,10 +151,11 @@ func (c *compiler) compileLexicon(fn string, src []byte) *lexicon {
 	lines := strings.Split(string(src), "\n")
 	lx := &lexicon{concepts: map[string][]pattern{}, vocab: map[string]bool{}, segVocab: map[string]bool{}, noFuzzy: map[string]bool{},
 		listCues: set(ly.Negation.ListCues), andCues: set(ly.Negation.AndCues), terminators: set(ly.Negation.Terminators),
-		starters: set(ly.Negation.ClauseStarters), listContinue: set(ly.Negation.ListContinue), segBreakers: set(ly.Negation.SegBreakers), scopeEnders: set(ly.Negation.ScopeEnders), window: ly.Negation.Window}
+		starters: set(ly.Negation.ClauseStarters), listContinue: set(ly.Negation.ListContinue), segBreakers: set(ly.Negation.SegBreakers), scopeEnders: set(ly.Negation.ScopeEnders), fillers: set(ly.Negation.Fillers), clauseVerbs: set(ly.Negation.ClauseVerbs), window: ly.Negation.Window}
 	if lx.window <= 0 {
 		lx.window = 6
 	}
+	lx.common, lx.minWords, lx.minShare = set(ly.Language.CommonWords), ly.Language.MinWords, ly.Language.MinShare
 	for _, w := range ly.NoFuzzy {
 		lx.noFuzzy[w] = true
 	}
@@ -720,6 +736,25 @@ type match struct {
 	start    int
 }
 
+// foreign reports whether text looks like a language the lexicon does not
+// cover: enough words, too few of them common words of a covered language.
+func (lx *lexicon) foreign(text string) bool {
+	if lx == nil || len(lx.common) == 0 || lx.minWords <= 0 {
+		return false
+	}
+	words, common := 0, 0
+	for _, t := range tokenize(text) {
+		if t.bound != 0 || t.isNum {
+			continue
+		}
+		words++
+		if lx.common[t.raw] {
+			common++
+		}
+	}
+	return words >= lx.minWords && float64(common) < lx.minShare*float64(words)
+}
+
 // scan returns the red flags in text (see Pack.ScanText).
 func (lx *lexicon) scan(text string) []RedFlag {
 	if lx == nil || strings.TrimSpace(text) == "" {
@@ -927,7 +962,7 @@ func (an *analysis) negated(sp span) bool {
 func (an *analysis) cueCovers(c, sp span) bool {
 	cueWord := an.toks[c.start].raw
 	list := an.lx.listCues[cueWord]
-	words, seg, crossed, clausal := 0, 0, false, false
+	words, seg, crossed, clausal, content := 0, 0, false, false, false
 	for i := c.end; i < sp.start; i++ {
 		t := an.toks[i]
 		if t.bound == ',' || t.raw == "and" || t.raw == "or" || t.raw == "nor" {
@@ -948,6 +983,9 @@ func (an *analysis) cueCovers(c, sp span) bool {
 		if an.lx.segBreakers[t.raw] {
 			clausal = true
 		}
+		if !an.lx.fillers[t.raw] {
+			content = true
+		}
 		words++
 		seg++
 		if seg > 3 && crossed {
@@ -956,6 +994,9 @@ func (an *analysis) cueCovers(c, sp span) bool {
 	}
 	if words > an.lx.window {
 		return false
+	}
+	if content && sp.end < len(an.toks) && an.lx.clauseVerbs[an.toks[sp.end].raw] {
+		return false // the match is the subject of a new clause
 	}
 	if crossed {
 		if clausal {

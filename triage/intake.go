@@ -18,6 +18,8 @@ import (
 type Enqueuer interface {
 	EnqueueTriage(ctx context.Context, tx pgx.Tx, tenantID, intakeEventID string) (int64, error)
 	EnqueueDelivery(ctx context.Context, tx pgx.Tx, tenantID, outboxID string) (int64, error)
+	// EnqueueDraft queues the slow half of the pipeline (context, model, grounding, decision).
+	EnqueueDraft(ctx context.Context, tx pgx.Tx, tenantID, intakeEventID string) (int64, error)
 }
 
 // Actor is who acts, and from where, for the audit trail.

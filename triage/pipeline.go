@@ -102,18 +102,52 @@ type Result struct {
 
 // job is the state of one Process call.
 type job struct {
-	tenant  *store.Tenant
-	intake  *intakeRow
-	trig    *fhir.Resource
-	patient *fhir.Resource
-	key     string
-	pack    *rules.Pack
-	rin     rules.Input
-	now     time.Time
+	tenant   *store.Tenant
+	intake   *intakeRow
+	trig     *fhir.Resource
+	patient  *fhir.Resource
+	key      string
+	pack     *rules.Pack
+	rin      rules.Input
+	now      time.Time
+	src      fhir.Source
+	existing *Decision
+	log      *slog.Logger
 }
 
-// Process runs the pipeline for one intake event, in the order ARCHITECTURE.md gives.
+// Intake runs steps 1-2 only: it reads the trigger, runs the pre-rules,
+// commits an escalation if one fires, and enqueues the rest of the pipeline
+// (Process) as a separate job on its own queue. It never calls the model, so
+// a slow or hanging model can never hold up the next critical value.
+func (p *Pipeline) Intake(ctx context.Context, tenantID, intakeEventID string) (*Result, error) {
+	j, res, done, err := p.begin(ctx, tenantID, intakeEventID, true)
+	if err != nil || done {
+		return res, err
+	}
+	err = p.d.DB.InTenant(ctx, tenantID, func(tx pgx.Tx) error {
+		_, err := p.d.Enqueue.EnqueueDraft(ctx, tx, tenantID, j.intake.ID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("triage: enqueue drafting: %w", err)
+	}
+	return res, nil
+}
+
+// Process runs the whole pipeline for one intake event, in the order
+// ARCHITECTURE.md gives. It is idempotent: an escalation Intake already
+// committed is not committed again, and a decided trigger version is left as is.
 func (p *Pipeline) Process(ctx context.Context, tenantID, intakeEventID string) (*Result, error) {
+	j, res, done, err := p.begin(ctx, tenantID, intakeEventID, false)
+	if err != nil || done {
+		return res, err
+	}
+	return p.finish(ctx, j, res)
+}
+
+// begin is steps 1-2. done reports that the event needs nothing more
+// (already decided, or decided MANUAL_TRIAGE because the record is unavailable).
+func (p *Pipeline) begin(ctx context.Context, tenantID, intakeEventID string, intakeOnly bool) (*job, *Result, bool, error) {
 	j := &job{now: p.d.Now().UTC()}
 	err := p.d.DB.InTenant(ctx, tenantID, func(tx pgx.Tx) error {
 		var err error
@@ -124,59 +158,67 @@ func (p *Pipeline) Process(ctx context.Context, tenantID, intakeEventID string) 
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, false, err
 	}
-	log := p.d.Logger.With("tenant_id", tenantID, "intake_event_id", intakeEventID)
+	j.log = p.d.Logger.With("tenant_id", tenantID, "intake_event_id", intakeEventID)
 
 	// 1. Trigger and Patient, pinned.
-	src, err := p.d.Sources.Source(ctx, j.tenant)
-	if err != nil {
-		return nil, fmt.Errorf("triage: fhir source: %w", err)
+	if j.src, err = p.d.Sources.Source(ctx, j.tenant); err != nil {
+		return nil, nil, false, fmt.Errorf("triage: fhir source: %w", err)
 	}
-	j.trig, j.patient, err = fhir.ReadTrigger(ctx, src, j.intake.Trigger)
+	j.trig, j.patient, err = fhir.ReadTrigger(ctx, j.src, j.intake.Trigger)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, nil, false, ctx.Err()
 		}
-		log.WarnContext(ctx, "trigger unreadable; manual triage", "reason", fhirReason(err))
-		return p.recordUnavailable(ctx, j, fhirReason(err))
+		j.log.WarnContext(ctx, "trigger unreadable; manual triage", "reason", fhirReason(err))
+		res, err := p.recordUnavailable(ctx, j, fhirReason(err))
+		return nil, res, true, err
 	}
 	if j.trig.Type != j.intake.Trigger.Type || j.trig.ID != j.intake.Trigger.ID {
-		return p.recordUnavailable(ctx, j, "record invalid: server returned a different resource")
+		res, err := p.recordUnavailable(ctx, j, "record invalid: server returned a different resource")
+		return nil, res, true, err
 	}
 	j.key = fhir.DecisionKey(j.trig)
 	if j.pack, err = p.d.Packs.Active(ctx, tenantID); err != nil {
-		return nil, fmt.Errorf("triage: rule pack: %w", err)
+		return nil, nil, false, fmt.Errorf("triage: rule pack: %w", err)
 	}
 	ruleCfg, err := tenantRules(j.tenant)
 	if err != nil {
-		return nil, err
+		return nil, nil, false, err
 	}
 	j.rin = rules.Input{Trigger: j.trig.Raw, PatientAgeYears: ageYears(j.patient, j.now), Now: j.now, Tenant: ruleCfg}
 
-	existing, err := p.findDecision(ctx, j)
-	if err != nil {
-		return nil, err
+	if j.existing, err = p.findDecision(ctx, j); err != nil {
+		return nil, nil, false, err
 	}
-	if existing != nil && existing.Stage != StageEscalated {
-		return &Result{DecisionID: existing.ID, Disposition: existing.Outcome.Disposition, Priority: existing.Outcome.Priority, Duplicate: true}, nil
+	if e := j.existing; e != nil && e.Stage != StageEscalated {
+		return nil, &Result{DecisionID: e.ID, Disposition: e.Outcome.Disposition, Priority: e.Outcome.Priority, Duplicate: true}, true, nil
 	}
 
 	// 2. Pre-rules on the trigger alone; an escalation commits before anything slow.
 	pre, err := j.pack.Evaluate(j.rin)
 	if err != nil {
-		return p.recordUnavailable(ctx, j, "record invalid: "+safeRuleErr(err))
+		res, err := p.recordUnavailable(ctx, j, "record invalid: "+safeRuleErr(err))
+		return nil, res, true, err
 	}
 	res := &Result{}
-	if existing == nil && pre.Escalates() {
-		existing, err = p.commitEscalation(ctx, j, pre)
-		if err != nil {
-			return nil, err
+	if j.existing == nil && pre.Escalates() {
+		if j.existing, err = p.commitEscalation(ctx, j, pre); err != nil {
+			return nil, nil, false, err
 		}
 		res.Escalated = true
-		log.InfoContext(ctx, "escalation committed", "decision_id", existing.ID, "rules", hitIDs(pre.Hits))
+		j.log.InfoContext(ctx, "escalation committed", "decision_id", j.existing.ID, "rules", hitIDs(pre.Hits))
 	}
+	if j.existing != nil {
+		res.DecisionID, res.Disposition, res.Priority = j.existing.ID, j.existing.Outcome.Disposition, j.existing.Outcome.Priority
+	}
+	return j, res, false, nil
+}
 
+// finish is steps 3-7.
+func (p *Pipeline) finish(ctx context.Context, j *job, res *Result) (*Result, error) {
+	src, existing, log := j.src, j.existing, j.log
 	// 3. Context snapshot.
 	opts := fhir.ContextOptions{Now: j.now, MaxObservations: p.cfg.ContextObservations}
 	if d := j.tenant.Config.FHIR.ObservationDays; d > 0 {

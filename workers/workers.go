@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/vigil-health/vigil/migrations"
 	"github.com/vigil-health/vigil/store"
@@ -18,7 +19,10 @@ import (
 
 // Queue names.
 const (
-	QueueTriage      = "triage"
+	// QueueTriage runs steps 1-2 (trigger, pre-rules, escalation): never the model.
+	QueueTriage = "triage"
+	// QueueDraft runs steps 3-7 (context, model, grounding, decision).
+	QueueDraft       = "draft"
 	QueueDelivery    = "delivery"
 	QueueMaintenance = "maintenance"
 )
@@ -35,6 +39,22 @@ func (TriageArgs) Kind() string { return "triage" }
 // InsertOpts puts triage jobs on their own queue.
 func (TriageArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueTriage, MaxAttempts: 10}
+}
+
+// DraftArgs asks for the rest of the pipeline (context, draft, grounding,
+// decision) for an intake event whose pre-rules have run.
+type DraftArgs struct {
+	TenantID      string `json:"tenant_id"`
+	IntakeEventID string `json:"intake_event_id"`
+}
+
+// Kind is stable: River stores it with every job.
+func (DraftArgs) Kind() string { return "triage_draft" }
+
+// InsertOpts: its own queue, so a slow model never occupies triage workers;
+// unique per intake event, so a retried triage job does not draft twice.
+func (DraftArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueDraft, MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
 // DeliverArgs asks for one outbox message to be delivered.
@@ -60,15 +80,18 @@ func (ReescalateArgs) Kind() string { return "reescalate_overdue" }
 // InsertOpts puts the sweep on the maintenance queue.
 func (ReescalateArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueMaintenance} }
 
-// Processor is the triage pipeline as the worker sees it.
+// Processor is the triage pipeline as the workers see it.
 type Processor interface {
+	Intake(ctx context.Context, tenantID, intakeEventID string) (*triage.Result, error)
 	Process(ctx context.Context, tenantID, intakeEventID string) (*triage.Result, error)
 }
 
 // Config tunes the River client. Zero values take the defaults noted.
 type Config struct {
-	// TriageWorkers is the triage queue's concurrency (default 20: jobs mostly wait on FHIR and the LLM).
+	// TriageWorkers is the triage queue's concurrency (default 10: jobs read the trigger and run the pre-rules).
 	TriageWorkers int
+	// DraftWorkers is the draft queue's concurrency (default 20: jobs mostly wait on FHIR and the model).
+	DraftWorkers int
 	// DeliveryWorkers (default 10).
 	DeliveryWorkers int
 	// FetchCooldown and FetchPollInterval: River's defaults (100 ms / 1 s) cap
@@ -91,7 +114,10 @@ type Config struct {
 // WithDefaults fills unset fields.
 func (c Config) WithDefaults() Config {
 	if c.TriageWorkers == 0 {
-		c.TriageWorkers = 20
+		c.TriageWorkers = 10
+	}
+	if c.DraftWorkers == 0 {
+		c.DraftWorkers = 20
 	}
 	if c.DeliveryWorkers == 0 {
 		c.DeliveryWorkers = 10
@@ -115,6 +141,7 @@ func (c Config) WithDefaults() Config {
 type Runner struct {
 	Client  *river.Client[pgx.Tx]
 	triage  *triageWorker
+	draft   *draftWorker
 	deliver *deliverWorker
 }
 
@@ -141,10 +168,12 @@ func New(d Deps, cfg Config) (*Runner, error) {
 	}
 	r := &Runner{
 		triage:  &triageWorker{logger: d.Logger},
+		draft:   &draftWorker{logger: d.Logger},
 		deliver: &deliverWorker{db: d.DB, notifier: d.Notifier, now: d.Now},
 	}
 	ws := river.NewWorkers()
 	river.AddWorker(ws, r.triage)
+	river.AddWorker(ws, r.draft)
 	river.AddWorker(ws, r.deliver)
 	river.AddWorker(ws, &reescalateWorker{db: d.DB, runner: r, now: d.Now, logger: d.Logger})
 	if cfg.RegisterExtra != nil {
@@ -163,6 +192,7 @@ func New(d Deps, cfg Config) (*Runner, error) {
 	if !cfg.InsertOnly {
 		rc.Queues = map[string]river.QueueConfig{
 			QueueTriage:      {MaxWorkers: cfg.TriageWorkers},
+			QueueDraft:       {MaxWorkers: cfg.DraftWorkers},
 			QueueDelivery:    {MaxWorkers: cfg.DeliveryWorkers},
 			QueueMaintenance: {MaxWorkers: 2},
 		}
@@ -181,11 +211,11 @@ func New(d Deps, cfg Config) (*Runner, error) {
 }
 
 // SetProcessor wires the triage pipeline in. Call before Start.
-func (r *Runner) SetProcessor(p Processor) { r.triage.proc = p }
+func (r *Runner) SetProcessor(p Processor) { r.triage.proc, r.draft.proc = p, p }
 
 // Start starts fetching and working jobs.
 func (r *Runner) Start(ctx context.Context) error {
-	if r.triage.proc == nil {
+	if r.triage.proc == nil || r.draft.proc == nil {
 		return errors.New("workers: SetProcessor before Start")
 	}
 	return r.Client.Start(ctx)
@@ -199,6 +229,15 @@ func (r *Runner) EnqueueTriage(ctx context.Context, tx pgx.Tx, tenantID, intakeE
 	res, err := r.Client.InsertTx(ctx, tx, TriageArgs{TenantID: tenantID, IntakeEventID: intakeEventID}, nil)
 	if err != nil {
 		return 0, fmt.Errorf("workers: enqueue triage: %w", err)
+	}
+	return res.Job.ID, nil
+}
+
+// EnqueueDraft implements triage.Enqueuer.
+func (r *Runner) EnqueueDraft(ctx context.Context, tx pgx.Tx, tenantID, intakeEventID string) (int64, error) {
+	res, err := r.Client.InsertTx(ctx, tx, DraftArgs{TenantID: tenantID, IntakeEventID: intakeEventID}, nil)
+	if err != nil {
+		return 0, fmt.Errorf("workers: enqueue draft: %w", err)
 	}
 	return res.Job.ID, nil
 }
@@ -222,13 +261,35 @@ func (w *triageWorker) Work(ctx context.Context, job *river.Job[TriageArgs]) err
 	if !store.ValidTenantID(job.Args.TenantID) || job.Args.IntakeEventID == "" {
 		return river.JobCancel(fmt.Errorf("workers: triage job %d has invalid args", job.ID))
 	}
+	_, err := w.proc.Intake(ctx, job.Args.TenantID, job.Args.IntakeEventID)
+	return jobResult(ctx, w.logger, "triage", job.JobRow, err)
+}
+
+// Timeout: the triage step reads two resources and runs the rules; FHIR retries are bounded.
+func (w *triageWorker) Timeout(*river.Job[TriageArgs]) time.Duration { return 5 * time.Minute }
+
+type draftWorker struct {
+	river.WorkerDefaults[DraftArgs]
+	proc   Processor
+	logger *slog.Logger
+}
+
+func (w *draftWorker) Work(ctx context.Context, job *river.Job[DraftArgs]) error {
+	if !store.ValidTenantID(job.Args.TenantID) || job.Args.IntakeEventID == "" {
+		return river.JobCancel(fmt.Errorf("workers: draft job %d has invalid args", job.ID))
+	}
 	_, err := w.proc.Process(ctx, job.Args.TenantID, job.Args.IntakeEventID)
+	return jobResult(ctx, w.logger, "triage_draft", job.JobRow, err)
+}
+
+// jobResult maps pipeline errors to River outcomes: a missing intake event or
+// tenant (or one of another tenant) cannot succeed on retry.
+func jobResult(ctx context.Context, logger *slog.Logger, kind string, job *rivertype.JobRow, err error) error {
 	if errors.Is(err, store.ErrNotFound) {
-		// The intake event or tenant is gone (or belongs to another tenant): retrying cannot help.
 		return river.JobCancel(err)
 	}
 	if err != nil {
-		w.logger.WarnContext(ctx, "triage job failed; will retry", "job_id", job.ID, "attempt", job.Attempt, "error", err.Error())
+		logger.WarnContext(ctx, "job failed; will retry", "kind", kind, "job_id", job.ID, "attempt", job.Attempt, "error", err.Error())
 	}
 	return err
 }

@@ -166,7 +166,7 @@ func TestRetriedJobAfterCrashKeepsOneDecision(t *testing.T) {
 	if n := h.count(`SELECT count(*) FROM outbox`); n != 1 {
 		t.Fatalf("%d outbox messages, want 1 (the escalation is not sent twice)", n)
 	}
-	if n := h.count(`SELECT attempt FROM river.river_job WHERE kind = 'triage'`); n < 2 {
+	if n := h.count(`SELECT attempt FROM river.river_job WHERE kind = 'triage_draft'`); n < 2 {
 		t.Fatalf("job attempt %d: the job was not retried", n)
 	}
 }
