@@ -57,6 +57,16 @@ func (r *Record) JSON() JSONRecord {
 		PrevHash: r.PrevHash, Hash: r.Hash}
 }
 
+// Record converts an exported record back (for offline verification).
+func (j *JSONRecord) Record() Record {
+	r := Record{Seq: j.Seq, ID: j.ID, EncVersion: j.EncVersion, PrevHash: j.PrevHash, Hash: j.Hash, DetailJSON: string(j.Detail)}
+	r.TenantID, r.OccurredAt, r.Actor, r.ActorRole, r.ClientID = j.TenantID, j.OccurredAt, j.Actor, j.ActorRole, j.ClientID
+	r.OnBehalfOf, r.Action, r.Verb, r.Outcome, r.PatientRef = j.OnBehalfOf, j.Action, j.Verb, j.Outcome, j.PatientRef
+	r.Resources, r.SourceIP, r.UserAgent, r.Purpose = j.Resources, j.SourceIP, j.UserAgent, j.Purpose
+	r.RequestID, r.DecisionID = j.RequestID, j.DecisionID
+	return r
+}
+
 // ExportNDJSON writes every record matching q (all pages; Limit and Cursor
 // are ignored) as NDJSON and returns how many it wrote. It first appends an
 // "audit.export" event as q.By in tx, so an export whose audit record cannot

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 
@@ -40,7 +42,6 @@ const (
 	ReasonHeadMismatch    = "chain head does not match the last record"
 	ReasonSignature       = "checkpoint signature invalid"
 	ReasonUnknownEncoding = "unknown encoding version"
-	ReasonSinceNotFound   = "since-checkpoint record missing"
 	ReasonRetentionMark   = "retention mark over records still present"
 )
 
@@ -170,50 +171,16 @@ func (v *Verifier) VerifyTenant(ctx context.Context, pool *pgxpool.Pool, tenant 
 }
 
 func (v *Verifier) verifyTx(ctx context.Context, tx pgx.Tx, tenant string, tr *TenantReport) error {
-	bad := func(seq int64, reason string) { tr.FirstBad = &BadRecord{Seq: seq, Reason: reason} }
-
-	// Anchors: exported checkpoints first (they are the ones a superuser cannot rewrite), then stored ones.
-	var anchors []anchor
-	for _, c := range v.checkpoints[tenant] {
-		if v.pub != nil && !c.VerifySignature(v.pub) {
-			bad(c.Seq, ReasonSignature)
-			return nil
-		}
-		anchors = append(anchors, anchor{seq: c.Seq, hash: c.Hash, external: true})
-	}
 	stored, err := ListCheckpoints(ctx, tx, tenant)
 	if err != nil {
 		return err
 	}
-	for _, c := range stored {
-		if v.pub != nil {
-			if c.KeyID != KeyID(v.pub) {
-				continue // another key's checkpoint: not ours to judge
-			}
-			if !c.VerifySignature(v.pub) {
-				bad(c.Seq, ReasonSignature)
-				return nil
-			}
-		}
-		anchors = append(anchors, anchor{seq: c.Seq, hash: c.Hash})
+	c := v.newChecker(tenant, tr, stored)
+	if tr.FirstBad != nil {
+		return nil
 	}
-	sort.SliceStable(anchors, func(i, j int) bool { return anchors[i].seq < anchors[j].seq })
-
-	// Where to start: a trusted checkpoint, the retention mark, or genesis.
-	expect := int64(1)
-	prev := genesis
-	var sinceCheck *Checkpoint
-	if s := v.since; s != nil && s.TenantID == tenant {
-		if v.pub != nil && !s.VerifySignature(v.pub) {
-			bad(s.Seq, ReasonSignature)
-			return nil
-		}
-		expect, prev = s.Seq+1, s.Hash
-		if s.Seq > 0 {
-			sinceCheck = s
-		}
-		tr.Anchored = s.Seq
-	} else {
+	if c.since == nil {
+		// After retention, the chain resumes where the dropped partitions ended.
 		var seq int64
 		var h []byte
 		err := tx.QueryRow(ctx, `SELECT through_seq, through_hash FROM audit_retention_marks
@@ -226,77 +193,19 @@ func (v *Verifier) verifyTx(ctx context.Context, tx pgx.Tx, tenant string, tr *T
 				return err
 			}
 			if left {
-				bad(seq, ReasonRetentionMark)
+				c.bad(seq, ReasonRetentionMark)
 				return nil
 			}
-			expect, prev = seq+1, h
-			tr.Anchored = seq
+			c.startAt(seq, h)
 		} else if !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
 	}
-	tr.From = expect
-	start := expect
-	if sinceCheck != nil {
-		start = sinceCheck.Seq
-	}
-	tr.LastSeq = expect - 1
-
-	ai := 0
-	for ai < len(anchors) && anchors[ai].seq < expect {
-		ai++ // anchors before the start are not checked
-	}
 	done := errors.New("done")
-	err = Records(ctx, tx, tenant, start, func(r *Record) error {
-		if sinceCheck != nil {
-			if r.Seq != sinceCheck.Seq {
-				bad(sinceCheck.Seq, ReasonSinceNotFound)
-				return done
-			}
-			if !bytes.Equal(r.Hash, sinceCheck.Hash) {
-				bad(r.Seq, ReasonCheckpoint)
-				return done
-			}
-			sinceCheck = nil
-			return nil
-		}
-		switch {
-		case r.Seq < expect:
-			bad(r.Seq, ReasonDuplicateSeq)
-			return done
-		case r.Seq > expect:
-			bad(expect, ReasonSequenceGap)
+	err = Records(ctx, tx, tenant, c.from(), func(r *Record) error {
+		if !c.next(r) {
 			return done
 		}
-		if !bytes.Equal(r.PrevHash, prev) {
-			bad(r.Seq, ReasonPrevHash)
-			return done
-		}
-		canon, err := EncodeCanonical(r)
-		if errors.Is(err, ErrUnknownEncoding) {
-			bad(r.Seq, ReasonUnknownEncoding)
-			return done
-		}
-		if err != nil {
-			bad(r.Seq, ReasonHashMismatch)
-			return done
-		}
-		if !bytes.Equal(ChainHash(prev, canon), r.Hash) {
-			bad(r.Seq, ReasonHashMismatch)
-			return done
-		}
-		for ai < len(anchors) && anchors[ai].seq == r.Seq {
-			if !bytes.Equal(anchors[ai].hash, r.Hash) {
-				bad(r.Seq, ReasonCheckpoint)
-				return done
-			}
-			tr.Anchored = r.Seq
-			ai++
-		}
-		prev = r.Hash
-		tr.Checked++
-		tr.LastSeq = r.Seq
-		expect++
 		return nil
 	})
 	if errors.Is(err, done) {
@@ -305,21 +214,15 @@ func (v *Verifier) verifyTx(ctx context.Context, tx pgx.Tx, tenant string, tr *T
 	if err != nil {
 		return err
 	}
-	if sinceCheck != nil {
-		bad(sinceCheck.Seq, ReasonSinceNotFound)
+	if !c.finish() {
 		return nil
 	}
-	if ai < len(anchors) {
-		bad(tr.LastSeq+1, ReasonTruncated)
-		return nil
-	}
-	tr.Unanchored = tr.LastSeq - tr.Anchored
 	var hseq int64
 	var hhash []byte
 	err = tx.QueryRow(ctx, `SELECT seq, hash FROM audit_heads WHERE tenant_id = $1`, tenant).Scan(&hseq, &hhash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		if tr.LastSeq > 0 {
-			bad(tr.LastSeq, ReasonHeadMismatch)
+			c.bad(tr.LastSeq, ReasonHeadMismatch)
 		}
 		return nil
 	}
@@ -327,11 +230,197 @@ func (v *Verifier) verifyTx(ctx context.Context, tx pgx.Tx, tenant string, tr *T
 		return err
 	}
 	if hseq > tr.LastSeq {
-		bad(tr.LastSeq+1, ReasonSequenceGap)
-	} else if hseq != tr.LastSeq || !bytes.Equal(hhash, prev) {
-		bad(tr.LastSeq, ReasonHeadMismatch)
+		c.bad(tr.LastSeq+1, ReasonSequenceGap)
+	} else if hseq != tr.LastSeq || !bytes.Equal(hhash, c.prev) {
+		c.bad(tr.LastSeq, ReasonHeadMismatch)
 	}
 	return nil
+}
+
+// checker verifies one tenant's records fed in chain order.
+type checker struct {
+	tr      *TenantReport
+	anchors []anchor
+	ai      int
+	since   *Checkpoint // the Since checkpoint, until its record (or the one after) is seen
+	expect  int64
+	prev    []byte
+}
+
+// newChecker gathers tenant's anchors (exported checkpoints, then stored
+// ones, signature-checked when v has a key) and starts at Since or genesis.
+// A bad signature is recorded in tr.FirstBad.
+func (v *Verifier) newChecker(tenant string, tr *TenantReport, stored []Checkpoint) *checker {
+	c := &checker{tr: tr}
+	for _, cp := range v.checkpoints[tenant] {
+		if v.pub != nil && !cp.VerifySignature(v.pub) {
+			c.bad(cp.Seq, ReasonSignature)
+			return c
+		}
+		c.anchors = append(c.anchors, anchor{seq: cp.Seq, hash: cp.Hash, external: true})
+	}
+	for _, cp := range stored {
+		if v.pub != nil {
+			if cp.KeyID != KeyID(v.pub) {
+				continue // another key's checkpoint: not ours to judge
+			}
+			if !cp.VerifySignature(v.pub) {
+				c.bad(cp.Seq, ReasonSignature)
+				return c
+			}
+		}
+		c.anchors = append(c.anchors, anchor{seq: cp.Seq, hash: cp.Hash})
+	}
+	sort.SliceStable(c.anchors, func(i, j int) bool { return c.anchors[i].seq < c.anchors[j].seq })
+	c.startAt(0, genesis)
+	if s := v.since; s != nil && s.TenantID == tenant {
+		if v.pub != nil && !s.VerifySignature(v.pub) {
+			c.bad(s.Seq, ReasonSignature)
+			return c
+		}
+		c.startAt(s.Seq, s.Hash)
+		if s.Seq > 0 {
+			c.since = s
+		}
+	}
+	return c
+}
+
+// startAt makes the record after seq, linking to hash, the first to verify.
+func (c *checker) startAt(seq int64, hash []byte) {
+	c.expect, c.prev = seq+1, hash
+	c.tr.From, c.tr.LastSeq, c.tr.Anchored = seq+1, seq, seq
+	c.ai = 0
+	for c.ai < len(c.anchors) && c.anchors[c.ai].seq <= seq {
+		c.ai++ // anchors before the start cannot be checked
+	}
+}
+
+// from is the first sequence number to read (the Since record itself, when set).
+func (c *checker) from() int64 {
+	if c.since != nil {
+		return c.since.Seq
+	}
+	return c.expect
+}
+
+func (c *checker) bad(seq int64, reason string) {
+	if c.tr.FirstBad == nil {
+		c.tr.FirstBad = &BadRecord{Seq: seq, Reason: reason}
+	}
+}
+
+// next checks r; false once the chain is broken.
+func (c *checker) next(r *Record) bool {
+	if c.tr.FirstBad != nil {
+		return false
+	}
+	if s := c.since; s != nil {
+		c.since = nil
+		if r.Seq == s.Seq {
+			// The Since record is still here: it must be the one signed.
+			if !bytes.Equal(r.Hash, s.Hash) {
+				c.bad(r.Seq, ReasonCheckpoint)
+				return false
+			}
+			return true
+		}
+		// Dropped by retention (or a filtered export): the next record must link to it.
+	}
+	switch {
+	case r.Seq < c.expect:
+		c.bad(r.Seq, ReasonDuplicateSeq)
+		return false
+	case r.Seq > c.expect:
+		c.bad(c.expect, ReasonSequenceGap)
+		return false
+	}
+	if !bytes.Equal(r.PrevHash, c.prev) {
+		c.bad(r.Seq, ReasonPrevHash)
+		return false
+	}
+	canon, err := EncodeCanonical(r)
+	if errors.Is(err, ErrUnknownEncoding) {
+		c.bad(r.Seq, ReasonUnknownEncoding)
+		return false
+	}
+	if err != nil || !bytes.Equal(ChainHash(c.prev, canon), r.Hash) {
+		c.bad(r.Seq, ReasonHashMismatch)
+		return false
+	}
+	for c.ai < len(c.anchors) && c.anchors[c.ai].seq == r.Seq {
+		if !bytes.Equal(c.anchors[c.ai].hash, r.Hash) {
+			c.bad(r.Seq, ReasonCheckpoint)
+			return false
+		}
+		c.tr.Anchored = r.Seq
+		c.ai++
+	}
+	c.prev = append(c.prev[:0:0], r.Hash...)
+	c.tr.Checked++
+	c.tr.LastSeq = r.Seq
+	c.expect++
+	return true
+}
+
+// finish checks that no anchor lies beyond the last record; false if broken.
+func (c *checker) finish() bool {
+	if c.tr.FirstBad != nil {
+		return false
+	}
+	if c.ai < len(c.anchors) {
+		c.bad(c.tr.LastSeq+1, ReasonTruncated)
+		return false
+	}
+	c.tr.Unanchored = c.tr.LastSeq - c.tr.Anchored
+	return true
+}
+
+// VerifyNDJSON verifies, offline, chains exported by ExportNDJSON without
+// filters (every record of each tenant, in order). A tenant's records must
+// start at seq 1, or right after opts.Since. opts.TenantID, if set, skips
+// other tenants. No chain-head check is possible offline: give the exported
+// checkpoints (opts.Checkpoints) to catch a truncated tail.
+func VerifyNDJSON(r io.Reader, opts VerifyOptions) (*Report, error) {
+	v := NewVerifier(opts)
+	dec := json.NewDecoder(r)
+	checkers := map[string]*checker{}
+	reports := map[string]*TenantReport{}
+	var order []string
+	for {
+		var jr JSONRecord
+		err := dec.Decode(&jr)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("audit: verify ndjson: %w", err)
+		}
+		if opts.TenantID != "" && jr.TenantID != opts.TenantID {
+			continue
+		}
+		c := checkers[jr.TenantID]
+		if c == nil {
+			tr := &TenantReport{TenantID: jr.TenantID}
+			reports[jr.TenantID] = tr
+			order = append(order, jr.TenantID)
+			c = v.newChecker(jr.TenantID, tr, nil)
+			checkers[jr.TenantID] = c
+		}
+		rec := jr.Record()
+		c.next(&rec)
+	}
+	rep := &Report{OK: true}
+	sort.Strings(order)
+	for _, t := range order {
+		checkers[t].finish()
+		tr := reports[t]
+		if tr.FirstBad != nil {
+			rep.OK = false
+		}
+		rep.Tenants = append(rep.Tenants, *tr)
+	}
+	return rep, rep.Err()
 }
 
 // Records calls fn for each of tenant's records with seq >= from, in chain

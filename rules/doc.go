@@ -69,11 +69,40 @@
 //     value of its own.
 //   - status amended or corrected with Input.PreviouslyCommunicated: HELD.
 //
-// Communications are read from payload[].contentString (and text/plain
-// attachments); any other payload is text the engine cannot read and gives a
-// MANUAL_TRIAGE guard, as does text mostly in a script the lexicon does not
-// cover. QuestionnaireResponse answers are read recursively (valueString,
+// Communications are read from payload[].contentString, topic.text and
+// text/plain attachments; any other payload is text the engine cannot read
+// and gives a MANUAL_TRIAGE guard, as does text mostly in a script or a
+// language the lexicon does not cover (the red-flag scan still runs).
+// QuestionnaireResponse answers are read recursively (valueString,
 // valueCoding.display, and the item text of a "true" valueBoolean answer).
+//
+// # Red flags
+//
+// The lexicon (lexicon.yaml) is data, so every hit is explainable: RedFlag
+// and Value name the category and the words that matched. Matching is
+// tolerant of case, punctuation, misspellings (edit distance 1-2 on words of
+// four letters or more), run-together words ("chestpain") and lay phrasing,
+// and is negation-aware in the NegEx manner: a cue ("no", "denies",
+// "haven't had any", "without") negates a finding in the same clause; the
+// scope ends at a sentence boundary, "but"/"however", a clause starter ("I",
+// "my", "now") or a new clause; hedges ("not sure if", "maybe", "I don't know
+// if") cancel a negation. Decisions, all documented in lexicon.yaml:
+//   - resolved past history ("had chest pain last year, fine now", "history
+//     of seizures") does not fire unless the same clause says it is recent
+//     or back ("last night", "again", "still");
+//   - improvement right after a finding ("shortness of breath is better")
+//     does not fire unless the sentence says still/again/worse;
+//   - everything else fires: over-escalation is preferred to a miss.
+//
+// Every red-flag category is ESCALATED with priority stat (a portal message
+// cannot be examined, so no category is treated as less acute); critical
+// values are ESCALATED/stat with physician_hold; abnormal results are
+// HELD/urgent with physician_hold; guards are MANUAL_TRIAGE/urgent. Queues:
+// oncall, physician, triage.
+//
+// The tests require 100% sensitivity and at least 90% specificity on the
+// labelled corpus in testdata/redflags (plus generated variants: all caps,
+// no punctuation, no apostrophes, a transposition typo).
 //
 // # PHI
 //

@@ -359,3 +359,33 @@ func TestSyntheaFixtures(t *testing.T) {
 	}
 	t.Logf("Synthea: %v", fmt.Sprint(seen))
 }
+
+func TestConcurrentEvaluate(t *testing.T) {
+	t.Parallel()
+	p := mustDefault(t)
+	inputs := []Input{benchInput(),
+		{Trigger: json.RawMessage(`{"resourceType":"Communication","status":"completed","payload":[{"contentString":"no fever but I can't breathe"}]}`)}}
+	want := make([]Outcome, len(inputs))
+	for i, in := range inputs {
+		want[i], _ = p.Evaluate(in)
+	}
+	done := make(chan error)
+	for g := range 4 {
+		go func() {
+			for k := range 50 {
+				i := (g + k) % len(inputs)
+				got, err := p.Evaluate(inputs[i])
+				if err != nil || got.Disposition != want[i].Disposition || len(got.Hits) != len(want[i].Hits) {
+					done <- fmt.Errorf("goroutine %d: outcome differs", g)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 	"testing"
 
 	"github.com/vigil-health/vigil/llm"
@@ -239,4 +240,34 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// Escalations nobody acknowledged within the SLA are notified again, once per SLA period.
+func TestUnacknowledgedEscalationIsReescalated(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	h.postRef(h.refs["scn-k-critical"])
+	h.waitDecided(h.refs["scn-k-critical"])
+	h.waitFor("first notification", func() bool { return h.hookCount() == 1 })
+	ctx := context.Background()
+	later := time.Now().Add(20 * time.Minute) // past the default 15-minute SLA
+	n, err := triage.ReescalateOverdue(ctx, h.app.DB, h.app.Runner, tenantID, later)
+	if err != nil || n != 1 {
+		t.Fatalf("re-escalated %d, %v; want 1", n, err)
+	}
+	if n, _ := triage.ReescalateOverdue(ctx, h.app.DB, h.app.Runner, tenantID, later.Add(time.Minute)); n != 0 {
+		t.Fatalf("re-escalated again within the same SLA period: %d", n)
+	}
+	h.waitFor("re-escalation delivered", func() bool { return h.hookCount() == 2 })
+	if c := h.count(`SELECT count(*) FROM audit_events WHERE verb = 'escalation.reescalate'`); c != 1 {
+		t.Fatalf("%d re-escalation audit events", c)
+	}
+	// Once acknowledged, no more re-escalations.
+	esc := h.itemFor(h.token("physician", clinicianScopes), "ESCALATED")
+	if status, body := h.do("POST", "/api/v1/review-items/"+esc.ID+"/ack", h.token("physician", clinicianScopes), nil); status != 200 {
+		t.Fatalf("ack: %d %s", status, body)
+	}
+	if n, _ := triage.ReescalateOverdue(ctx, h.app.DB, h.app.Runner, tenantID, later.Add(time.Hour)); n != 0 {
+		t.Fatalf("re-escalated an acknowledged item")
+	}
 }
