@@ -35,7 +35,7 @@ func setup(t *testing.T) (*testdb.DB, *seal.Sealer, *seal.LocalKey) {
 			t.Fatal(err)
 		}
 	}
-	k := newKey(t)
+	k := freshKey(t)
 	s, err := seal.New(k)
 	if err != nil {
 		t.Fatal(err)
