@@ -512,6 +512,9 @@ func (p *Pack) run(out Outcome, facts []fact) (Outcome, error) {
 		env := &f.env
 		for ri := range p.rules {
 			r := &p.rules[ri]
+			if !r.sel.admits(env) {
+				continue
+			}
 			res, err := machine.Run(r.prog, env)
 			if err != nil {
 				return out, fmt.Errorf("rules: rule %q: run: %w", r.ID, errors.New(safeRunError(err)))

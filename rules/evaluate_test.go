@@ -389,3 +389,22 @@ func TestConcurrentEvaluate(t *testing.T) {
 		}
 	}
 }
+
+func TestSelector(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		when string
+		want selector
+	}{
+		{`Fact == "value" && Analyte == "potassium" && AboveCriticalHigh`, selector{fact: "value", analyte: "potassium"}},
+		{`Fact == "value" && HasValue || Amended`, selector{}},
+		{`Fact == "red_flag" and (Category == "x" or Category == "y")`, selector{fact: "red_flag"}},
+		{`not (Fact == "value")`, selector{}},
+		{`Fact != "value"`, selector{}},
+	}
+	for _, tc := range tests {
+		if got := selectorOf(tc.when); got != tc.want {
+			t.Errorf("%s: got %+v, want %+v", tc.when, got, tc.want)
+		}
+	}
+}

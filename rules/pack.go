@@ -78,6 +78,7 @@ type compiledRule struct {
 	Rule
 	prog *vm.Program
 	tmpl *template.Template
+	sel  selector
 }
 
 // Pack is a compiled rule pack: immutable and safe for concurrent use.
@@ -458,7 +459,7 @@ func (c *compiler) compileRuleFile(fn string, src []byte, seen map[string]string
 			tmpl = t
 		}
 		if !bad {
-			out = append(out, compiledRule{Rule: r, prog: prog, tmpl: tmpl})
+			out = append(out, compiledRule{Rule: r, prog: prog, tmpl: tmpl, sel: selectorOf(r.When)})
 		}
 	}
 	return out

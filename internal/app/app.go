@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -141,13 +142,48 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		Auth:    &registryAuth{db: db, cfg: cfg},
 		Issuers: access.NewRegistryIssuers(db),
 		Policy:  &access.Policy{CareTeam: access.NewCareTeam(db), Grants: access.NewGrantChecker(db), Now: cfg.Now},
-		Limiter: limiter, Now: cfg.Now, Logger: cfg.Logger,
+		Limiter: limiter, Now: cfg.Now, Logger: cfg.Logger, Ready: a.fhirReachable,
 	}, cfg.API)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	return a, nil
+}
+
+// fhirReachable is part of /readyz: every tenant's FHIR server answers its
+// capability statement (any non-5xx answer counts: the server is up).
+func (a *App) fhirReachable(ctx context.Context) error {
+	var tenants []*store.Tenant
+	if err := a.DB.Global(ctx, func(tx pgx.Tx) error {
+		var err error
+		tenants, err = store.ListTenants(ctx, tx)
+		return err
+	}); err != nil {
+		return errors.New("tenant registry")
+	}
+	for _, t := range tenants {
+		base := t.Config.FHIR.BaseURL
+		if base == "" {
+			continue
+		}
+		if err := access.CheckOutboundURL(base, a.cfg.AllowInsecureLoopback); err != nil {
+			return fmt.Errorf("fhir server of tenant %s: not allowed", t.ID)
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/metadata", nil)
+		if err != nil {
+			return fmt.Errorf("fhir server of tenant %s", t.ID)
+		}
+		resp, err := a.cfg.HTTPClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("fhir server of tenant %s", t.ID)
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 500 {
+			return fmt.Errorf("fhir server of tenant %s", t.ID)
+		}
+	}
+	return nil
 }
 
 // Start runs the River workers.

@@ -271,3 +271,48 @@ func TestUnacknowledgedEscalationIsReescalated(t *testing.T) {
 		t.Fatalf("re-escalated an acknowledged item")
 	}
 }
+
+// A FHIR server that stays down past the bounded retries yields MANUAL_TRIAGE
+// "record unavailable" (or keeps a committed escalation, flagged), never a
+// silent retry loop.
+func TestFHIROutageEndsInManualTriage(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name     string
+		trigger  string
+		failWhen func(r *http.Request) bool
+		wantDisp string
+	}{
+		{"trigger unreadable", "scn-msg-ambiguous", func(r *http.Request) bool { return true }, "MANUAL_TRIAGE"},
+		{"context unreadable after an escalation", "scn-k-critical",
+			func(r *http.Request) bool { return r.URL.RawQuery != "" }, "ESCALATED"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var failing atomic.Int64
+			h := newHarness(t, harnessOpts{fhirWrap: func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if tc.failWhen(r) {
+						failing.Add(1)
+						w.WriteHeader(http.StatusServiceUnavailable)
+						return
+					}
+					next.ServeHTTP(w, r)
+				})
+			}})
+			ref := h.refs[tc.trigger]
+			h.postRef(ref)
+			d := h.waitDecided(ref)
+			if d.Disposition != tc.wantDisp || !contains(d.Flags, "record_unavailable") {
+				t.Fatalf("decision %+v, want %s with record_unavailable", d, tc.wantDisp)
+			}
+			if failing.Load() < 2 {
+				t.Fatalf("the client did not retry (%d failed requests)", failing.Load())
+			}
+			if n := h.count(`SELECT count(*) FROM audit_events WHERE verb = 'decision.record_unavailable' AND (detail->>'alert')::bool`); n != 1 {
+				t.Fatalf("%d record-unavailable alerts", n)
+			}
+		})
+	}
+}

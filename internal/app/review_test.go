@@ -147,3 +147,17 @@ func TestReviewQueueAPI(t *testing.T) {
 		}
 	})
 }
+
+func TestHealthAndReadiness(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if status, body := h.do("GET", path, "", nil); status != 200 {
+			t.Fatalf("%s: %d %s", path, status, body)
+		}
+	}
+	h.fhirSrv.Close() // the FHIR server goes away: not ready
+	if status, body := h.do("GET", "/readyz", "", nil); status != http.StatusServiceUnavailable || !strings.Contains(string(body), "fhir") {
+		t.Fatalf("readyz with FHIR down: %d %s", status, body)
+	}
+}

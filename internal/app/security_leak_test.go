@@ -247,7 +247,7 @@ func TestSecurityLeakAcrossTenants(t *testing.T) {
 			continue
 		}
 		// The same endpoint with A's token naming tenant B, by header or by claim: refused and audited.
-		t.Run(ep.Name+"/names tenant B", func(t *testing.T) {
+		t.Run(ep.Name+" naming tenant B", func(t *testing.T) {
 			path := strings.ReplaceAll(ep.Pattern, "{id}", bItems[0])
 			if ep.Name == "decision.explain" {
 				path = strings.ReplaceAll(ep.Pattern, "{id}", bDecisions[0])
