@@ -88,7 +88,9 @@ func GenerateLocalKey(path string) error {
 func (k *LocalKey) ID() string { return k.id }
 
 // Wrap implements KeyProvider.
-func (k *LocalKey) Wrap(_ context.Context, dek []byte) ([]byte, error) { return encrypt(k.gcm, dek, k.aad) }
+func (k *LocalKey) Wrap(_ context.Context, dek []byte) ([]byte, error) {
+	return encrypt(k.gcm, dek, k.aad)
+}
 
 // Unwrap implements KeyProvider.
 func (k *LocalKey) Unwrap(_ context.Context, wrapped []byte) ([]byte, error) {

@@ -48,11 +48,11 @@ type Config struct {
 	// Sources and Drafters override the registry-driven providers (fault-injection tests).
 	Sources  triage.SourceProvider
 	Drafters triage.DrafterProvider
-	Workers     workers.Config
-	API         api.Config
-	Pipeline    triage.Config
-	Now         func() time.Time
-	Logger      *slog.Logger
+	Workers  workers.Config
+	API      api.Config
+	Pipeline triage.Config
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // App is a running Vigil process.

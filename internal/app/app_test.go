@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/vigil-health/vigil/llm"
 	"github.com/vigil-health/vigil/llm/llmtest"
