@@ -196,7 +196,9 @@ func (s *Server) wrap(ep Endpoint) http.Handler {
 			}
 			s.d.Logger.Info("request", attrs...)
 		}()
-		r.Body = http.MaxBytesReader(sw, r.Body, s.cfg.MaxBodyBytes)
+		// The real ResponseWriter, so net/http learns the body was cut short and
+		// closes the connection instead of parsing the rest as a new request.
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		if ep.Public {
 			ep.handle(sw, r, rc)
 			return

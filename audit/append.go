@@ -44,7 +44,8 @@ func AppendMany(ctx context.Context, tx pgx.Tx, events []Event) ([]Appended, err
 // ReadAudited answers a read only if its audit record commits: it runs, in one
 // transaction scoped to ev.TenantID, Append(ev) and then read. When Append,
 // read or the commit fails, it returns the error and the caller must not
-// release whatever read produced.
+// release whatever read produced. A failed read rolls its record back with
+// it; audit the failure separately (Outcome "failure") where it matters.
 func ReadAudited(ctx context.Context, db *store.DB, ev Event, read func(pgx.Tx) error) error {
 	err := db.InTenant(ctx, ev.TenantID, func(tx pgx.Tx) error {
 		if _, err := Append(ctx, tx, ev); err != nil {

@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,5 +59,36 @@ func TestAppendValidation(t *testing.T) {
 				t.Fatalf("err = %v, want ErrInvalidEvent", err)
 			}
 		})
+	}
+}
+
+// Concurrent transactions appending for one tenant serialise on its head: no seq is lost or reused.
+func TestAppendConcurrent(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "t1")
+	var wg sync.WaitGroup
+	errs := make(chan error, 80)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				errs <- b.db.App.InTenant(b.ctx, "t1", func(tx pgx.Tx) error {
+					_, err := audit.Append(b.ctx, tx, sampleEvent("t1", g*10+i))
+					return err
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := audit.Verify(b.ctx, b.db.App.Pool(), audit.VerifyOptions{TenantID: "t1"})
+	if err != nil || tenantReport(t, rep, "t1").Checked != 80 {
+		t.Fatalf("%v %+v", err, rep)
 	}
 }

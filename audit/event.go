@@ -243,8 +243,8 @@ func putInt(b *bytes.Buffer, v int64) {
 
 // canonicalJSON re-encodes a JSON text canonically (see EncodeCanonical).
 func canonicalJSON(s string) ([]byte, error) {
-	if s == "" {
-		s = "{}"
+	if s == "" || s == "{}" {
+		return []byte("{}"), nil
 	}
 	dec := json.NewDecoder(strings.NewReader(s))
 	dec.UseNumber()
@@ -312,6 +312,19 @@ func writeCanonical(b *bytes.Buffer, v any) error {
 }
 
 func writeJSONString(b *bytes.Buffer, s string) {
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			plain = false
+			break
+		}
+	}
+	if plain { // the common case: what encoding/json would write anyway
+		b.WriteByte('"')
+		b.WriteString(s)
+		b.WriteByte('"')
+		return
+	}
 	enc := json.NewEncoder(b)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(s)       // strings always encode

@@ -137,6 +137,9 @@ func TestImmutability(t *testing.T) {
 		{"create partition function", `SELECT audit_create_partition('2031-01-01')`},
 		{"drop partition function", `SELECT audit_drop_partition('` + part + `', now())`},
 		{"update checkpoint", `UPDATE audit_checkpoints SET seq = 0`},
+		{"rewind head", `UPDATE audit_heads SET seq = 1`},
+		{"rewrite head", `UPDATE audit_heads SET hash = sha256(hash)`},
+		{"delete head", `DELETE FROM audit_heads`},
 		{"delete alerts", `DELETE FROM audit_alerts`},
 	}
 	for _, tt := range tests {

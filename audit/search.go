@@ -62,6 +62,9 @@ type Page struct {
 // ErrBadCursor is returned (wrapped) for a cursor Search did not issue.
 var ErrBadCursor = errors.New("audit: bad cursor")
 
+// ErrInvalidQuery is returned (wrapped) for a malformed filter (action, decision id).
+var ErrInvalidQuery = errors.New("audit: invalid query")
+
 const (
 	defaultLimit = 100
 	maxLimit     = 1000
@@ -134,7 +137,7 @@ func buildWhere(q Query, maxSeq int64) (string, []any, error) {
 	}
 	if q.Action != "" {
 		if !q.Action.Valid() {
-			return "", nil, fmt.Errorf("audit: search: action %q", q.Action)
+			return "", nil, fmt.Errorf("%w: action %q", ErrInvalidQuery, q.Action)
 		}
 		add("action = ?", string(q.Action))
 	}
@@ -152,7 +155,7 @@ func buildWhere(q Query, maxSeq int64) (string, []any, error) {
 	}
 	if q.DecisionID != "" {
 		if !validUUID(q.DecisionID) {
-			return "", nil, fmt.Errorf("audit: search: decision id is not a uuid")
+			return "", nil, fmt.Errorf("%w: decision id is not a uuid", ErrInvalidQuery)
 		}
 		add("decision_id = ?::uuid", q.DecisionID)
 	}

@@ -130,6 +130,17 @@ func TestSearch(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+	t.Run("invalid filters", func(t *testing.T) {
+		for _, q := range []audit.Query{{Action: "X"}, {DecisionID: "42"}} {
+			err := b.db.App.InTenant(b.ctx, "t1", func(tx pgx.Tx) error {
+				_, err := audit.Search(b.ctx, tx, q)
+				return err
+			})
+			if !errors.Is(err, audit.ErrInvalidQuery) {
+				t.Fatalf("%+v: err = %v", q, err)
+			}
+		}
+	})
 	t.Run("other tenant invisible", func(t *testing.T) {
 		// Asking for t2 inside a t1 transaction finds nothing: row-level security.
 		err := b.db.App.InTenant(b.ctx, "t1", func(tx pgx.Tx) error {

@@ -151,6 +151,19 @@ BEGIN
     END LOOP;
 END $$;
 
+-- A chain head only moves forward (the app role may UPDATE it, nothing else).
+CREATE FUNCTION audit_head_forward() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.tenant_id <> OLD.tenant_id OR NEW.seq < OLD.seq OR (NEW.seq = OLD.seq AND NEW.hash <> OLD.hash) THEN
+        RAISE EXCEPTION 'audit: chain head of % may only move forward', OLD.tenant_id USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER audit_heads_forward BEFORE UPDATE ON audit_heads
+    FOR EACH ROW EXECUTE FUNCTION audit_head_forward();
+CREATE TRIGGER audit_heads_no_delete BEFORE DELETE ON audit_heads
+    FOR EACH ROW EXECUTE FUNCTION audit_reject_change();
+
 -- audit_partition_name gives the partition holding month m (UTC).
 CREATE FUNCTION audit_partition_name(m date) RETURNS text LANGUAGE sql IMMUTABLE AS $$
     SELECT 'audit_events_y' || to_char(m, 'YYYY') || 'm' || to_char(m, 'MM')

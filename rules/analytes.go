@@ -3,6 +3,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -131,7 +132,8 @@ func (c *compiler) compileAnalytes(src []byte) *analyteTable {
 		if an.display == "" {
 			an.display = a.Name
 		}
-		for u, f := range a.Units {
+		for _, u := range slices.Sorted(maps.Keys(a.Units)) {
+			f := a.Units[u]
 			if f <= 0 || math.IsNaN(f) || math.IsInf(f, 0) {
 				fail(fmt.Errorf("unit %q: factor must be positive", u))
 				continue

@@ -86,11 +86,13 @@ type messageData struct {
 	Value, Unit, Comparator        string
 	OriginalValue, OriginalUnit    string
 	Limit, Interpretation          string
-	Category, Phrase, Reason       string
+	// RefRange is the Observation's own reference range as sent ("3.5–5.1 mmol/L").
+	RefRange                 string
+	Category, Phrase, Reason string
 }
 
 func sampleMessageData() messageData {
 	return messageData{Analyte: "potassium", Display: "Potassium", System: LOINC, Code: "6298-4", Value: "6.9",
-		Unit: "mmol/L", OriginalValue: "6.9", OriginalUnit: "mmol/L", Limit: "6.2", Interpretation: "HH",
+		Unit: "mmol/L", OriginalValue: "6.9", OriginalUnit: "mmol/L", Limit: "6.2", RefRange: "3.5–5.1 mmol/L", Interpretation: "HH",
 		Category: "chest_pain", Phrase: "chest pain", Reason: "reason"}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -402,6 +403,7 @@ func (p *Pack) valueFact(base Env, v obsValue, a *analyte, sys, code string, age
 			e.RefLow, e.HasRefLow, e.RefHigh, e.HasRefHigh = lo, okLo, hi, okHi
 			break
 		}
+		md.RefRange = refRangeText(&e, rawUnit)
 		if e.HasRefLow && iv.below(e.RefLow, false) != triNo {
 			e.OutsideRef = true
 			val.Limit = ptr(e.RefLow)
@@ -542,10 +544,26 @@ func (p *Pack) run(out Outcome, facts []fact) (Outcome, error) {
 	}
 	var top *Hit
 	for ri, h := range hits {
-		if h == nil {
-			continue
+		if h != nil {
+			h.Message = strings.Join(msgs[ri], "; ")
 		}
-		h.Message = strings.Join(msgs[ri], "; ")
+	}
+	// Most severe first, so the first reason is the one that decided.
+	order := make([]int, 0, len(hits))
+	for ri, h := range hits {
+		if h != nil {
+			order = append(order, ri)
+		}
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		ha, hb := hits[order[a]], hits[order[b]]
+		if ha.Disposition != hb.Disposition {
+			return ha.Disposition > hb.Disposition
+		}
+		return ha.Priority > hb.Priority
+	})
+	for _, ri := range order {
+		h := hits[ri]
 		out.Hits = append(out.Hits, *h)
 		out.Disposition = MaxDisposition(out.Disposition, h.Disposition)
 		out.Priority = MaxPriority(out.Priority, h.Priority)
@@ -560,6 +578,19 @@ func (p *Pack) run(out Outcome, facts []fact) (Outcome, error) {
 		out.Queue = top.Queue
 	}
 	return out, nil
+}
+
+// refRangeText renders the reference range in the unit the engine compares in.
+func refRangeText(e *Env, unit string) string {
+	switch {
+	case e.HasRefLow && e.HasRefHigh:
+		return formatNumber(e.RefLow) + "–" + formatNumber(e.RefHigh) + " " + unit
+	case e.HasRefHigh:
+		return "≤ " + formatNumber(e.RefHigh) + " " + unit
+	case e.HasRefLow:
+		return "≥ " + formatNumber(e.RefLow) + " " + unit
+	}
+	return ""
 }
 
 // safeRunError keeps the kind of a VM failure but never its values.

@@ -141,6 +141,7 @@ type CompileError struct {
 	Err          error
 }
 
+// Error names the file, position, rule and problem (never patient data).
 func (e *CompileError) Error() string {
 	var b strings.Builder
 	b.WriteString("rules: ")
@@ -161,11 +162,13 @@ func (e *CompileError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the underlying error (an expr, YAML or template error).
 func (e *CompileError) Unwrap() error { return e.Err }
 
 // CompileErrors is every problem found in a pack, in file and line order.
 type CompileErrors []*CompileError
 
+// Error lists every problem, one per line.
 func (es CompileErrors) Error() string {
 	parts := make([]string, len(es))
 	for i, e := range es {
@@ -547,9 +550,9 @@ func exprPosition(lines []string, ruleLine int, err error) (int, int) {
 	case strings.HasPrefix(val, "|") || strings.HasPrefix(val, ">"):
 		// Block scalar: the expression starts on the next line.
 		l := wl + eLine
-		if l-1 < len(lines) {
-			body := lines[l-1]
-			indent := len(body) - len(strings.TrimLeft(body, " "))
+		if wl < len(lines) && l-1 < len(lines) {
+			first := lines[wl] // the block's first line sets its indentation
+			indent := len(first) - len(strings.TrimLeft(first, " "))
 			return l, indent + fe.Column + 1
 		}
 		return wl, 0

@@ -98,6 +98,13 @@ func TestLintReportsEveryBadRule(t *testing.T) {
     kind: guard
     when: HasValue
     message: "dup"
+  - id: block-scalar
+    version: "1"
+    kind: guard
+    when: |
+      Fact == "value" &&
+        Nope
+    message: "x"
 `)}
 	err := Lint(fsys)
 	var ces CompileErrors
@@ -111,12 +118,17 @@ func TestLintReportsEveryBadRule(t *testing.T) {
 			t.Errorf("error without position: %v", ce)
 		}
 	}
-	for _, id := range []string{"unknown-ident", "not-bool", "bad-template", "weak-critical"} {
+	for _, ce := range ces {
+		if ce.RuleID == "block-scalar" && (ce.Line != 33 || ce.Column != 9) {
+			t.Errorf("block scalar error at %d:%d, want 33:9", ce.Line, ce.Column)
+		}
+	}
+	for _, id := range []string{"unknown-ident", "not-bool", "bad-template", "weak-critical", "block-scalar"} {
 		if !got[id] {
 			t.Errorf("Lint did not report %s: %v", id, err)
 		}
 	}
-	if len(ces) < 5 {
+	if len(ces) < 6 {
 		t.Errorf("want 5 errors (incl. duplicate id), got %d: %v", len(ces), err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -122,5 +123,62 @@ func TestRedFlagCorpus(t *testing.T) {
 	}
 	if spec < 0.90 {
 		t.Errorf("specificity %.4f, want >= 0.90", spec)
+	}
+}
+
+// TestScanTextBrief pins the behaviour the issue spells out.
+func TestScanTextBrief(t *testing.T) {
+	t.Parallel()
+	p := mustDefault(t)
+	tests := []struct {
+		text     string
+		category string // "" means no red flag
+	}{
+		{"cant breath", "breathing"},
+		{"chestpain", "chest_pain"},
+		{"my chest feels tight", "chest_pain"},
+		{"heart racing and pressure", "chest_pain"},
+		{"feel like passing out", "fainting_collapse"},
+		{"want to end it all", "self_harm"},
+		{"took the whole bottle", "self_harm"},
+		{"having crushing chest pressure and my left arm is numb", "chest_pain"},
+		{"not sure if it's chest pain", "chest_pain"},
+		{"maybe chest pain?", "chest_pain"},
+		{"I don't know if this is chest pain", "chest_pain"},
+		{"no chest pain but I can't breathe", "breathing"},
+		{"my face is drooping and my speech is slurred", "stroke"},
+		{"my throat is swelling shut after peanuts", "anaphylaxis"},
+		{"I'm thinking about killing myself", "self_harm"},
+		{"I want to hurt my husband", "self_harm"},
+		{"my son is having a seizure", "seizure"},
+		{"worst headache of my life", "severe_headache"},
+		{"headache with a stiff neck and fever", "severe_headache"},
+		{"fever and she is confused", "sepsis"},
+		{"vomiting blood", "bleeding"},
+		{"black tarry stools", "bleeding"},
+		{"2 weeks postpartum and soaking a pad an hour", "bleeding"},
+		{"I had a baby last week and my leg is red and swollen", "postpartum"},
+		{"denies chest pain, just a refill please", ""},
+		{"no shortness of breath", ""},
+		{"haven't had any chest pain", ""},
+		{"without fever", ""},
+		{"chest x-ray appointment", ""},
+		{"refill for my inhaler", ""},
+		{"my son has a cold", ""},
+		{"had chest pain last year, fine now", ""},
+		{"denies fever, chills, or chest pain.", ""},
+	}
+	for _, tc := range tests {
+		got := p.ScanText(tc.text)
+		var cats []string
+		for _, rf := range got {
+			cats = append(cats, rf.Category)
+		}
+		switch {
+		case tc.category == "" && len(got) > 0:
+			t.Errorf("%q: want no red flag, got %v", tc.text, got)
+		case tc.category != "" && !slices.Contains(cats, tc.category):
+			t.Errorf("%q: want %s, got %v", tc.text, tc.category, got)
+		}
 	}
 }

@@ -923,11 +923,22 @@ func (an *analysis) pastHistory(sp span) bool {
 		return false
 	}
 	for _, r := range an.recency {
-		if within(r, s, e) {
+		if within(r, s, e) && !an.cueBefore(r, 2) {
 			return false
 		}
 	}
 	return true
+}
+
+// cueBefore reports a negation cue ending at most n tokens before x ("has
+// not come back" is no recency).
+func (an *analysis) cueBefore(x span, n int) bool {
+	for _, c := range an.cues {
+		if c.end <= x.start && c.end >= x.start-n {
+			return true
+		}
+	}
+	return false
 }
 
 // negated applies NegEx-style scope: a cue before the match in the same

@@ -21,6 +21,7 @@ const (
 
 var dispositionNames = [...]string{"", "SUGGESTED", "MANUAL_TRIAGE", "HELD", "ESCALATED"}
 
+// String returns the upper-case name ("ESCALATED"), "" for DispositionNone.
 func (d Disposition) String() string {
 	if d < 0 || int(d) >= len(dispositionNames) {
 		return fmt.Sprintf("Disposition(%d)", int(d))
@@ -69,6 +70,7 @@ const (
 
 var priorityNames = [...]string{"", "routine", "urgent", "asap", "stat"}
 
+// String returns the FHIR request-priority code ("stat"), "" for PriorityNone.
 func (p Priority) String() string {
 	if p < 0 || int(p) >= len(priorityNames) {
 		return fmt.Sprintf("Priority(%d)", int(p))

@@ -79,6 +79,9 @@ func Decide(in DecideInput) Outcome {
 		candidate = rules.ManualTriage
 		flags = flags.Union(rules.FlagUngrounded)
 		reasons = append(reasons, "draft not grounded in the record")
+	case in.Confidence < in.Threshold && in.Baseline && in.Floor.Disposition >= rules.Held:
+		// The rules decided; the baseline's fixed confidence says nothing about this item.
+		candidate = rules.ManualTriage
 	case in.Confidence < in.Threshold:
 		candidate = rules.ManualTriage
 		flags = flags.Union(rules.FlagLowConfidence)

@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/user"
 	"sort"
@@ -24,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vigil-health/vigil/audit"
+	"github.com/vigil-health/vigil/migrations"
 	"github.com/vigil-health/vigil/store"
 )
 
@@ -35,6 +37,7 @@ const auditUsage = `usage: vigil audit <command> [flags]
   export       export one tenant's audit trail (ndjson | fhir | fhir-ndjson); the export is itself audited
   alerts       list anomaly alerts (--scan runs the detectors first)
   disclosures  accounting of disclosures for one patient (HIPAA §164.528)
+  partitions   create monthly partitions ahead and, with --drop-expired, apply retention (as the maintenance role)
 `
 
 // runAudit is "vigil audit".
@@ -51,6 +54,7 @@ func runAudit(ctx context.Context, g *globals, args []string) int {
 		"export":      auditExport,
 		"alerts":      auditAlerts,
 		"disclosures": auditDisclosures,
+		"partitions":  auditPartitions,
 	}
 	c, ok := cmds[args[0]]
 	if !ok {
@@ -85,6 +89,7 @@ func auditVerify(ctx context.Context, g *globals, args []string) int {
 	since := fs.String("since", "", "checkpoint file (JSON lines): start each tenant's verification at its latest checkpoint there")
 	pubFile := fs.String("public-key", "", "ed25519 public key file (PEM, hex or base64) to check checkpoint signatures")
 	cpFile := fs.String("checkpoints", "", "exported checkpoint file (JSON lines) to check the chain against")
+	file := fs.String("file", "", "verify an unfiltered NDJSON export offline instead of the database")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -117,6 +122,39 @@ func auditVerify(ctx context.Context, g *globals, args []string) int {
 				sinceBy[c.TenantID] = c
 			}
 		}
+	}
+	if *file != "" {
+		f, err := os.Open(*file)
+		if err != nil {
+			fmt.Fprintf(g.Stderr, "vigil audit verify: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		total := &audit.Report{OK: true}
+		for t, c := range sinceBy {
+			o := opts
+			o.TenantID, o.Since = t, &c
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				fmt.Fprintf(g.Stderr, "vigil audit verify: %v\n", err)
+				return 1
+			}
+			rep, err := audit.VerifyNDJSON(f, o)
+			if rep == nil {
+				fmt.Fprintf(g.Stderr, "vigil audit verify: %v\n", err)
+				return 1
+			}
+			total.OK = total.OK && rep.OK
+			total.Tenants = append(total.Tenants, rep.Tenants...)
+		}
+		if len(sinceBy) == 0 {
+			rep, err := audit.VerifyNDJSON(f, opts)
+			if rep == nil {
+				fmt.Fprintf(g.Stderr, "vigil audit verify: %v\n", err)
+				return 1
+			}
+			total = rep
+		}
+		return printVerify(g, total, opts, len(sinceBy) > 0)
 	}
 	pool, ok := auditPool(ctx, g, *dbURL)
 	if !ok {
@@ -155,16 +193,20 @@ func auditVerify(ctx context.Context, g *globals, args []string) int {
 		total.OK = total.OK && rep.OK
 		total.Tenants = append(total.Tenants, rep.Tenants...)
 	}
+	return printVerify(g, total, opts, len(sinceBy) > 0)
+}
+
+func printVerify(g *globals, total *audit.Report, opts audit.VerifyOptions, since bool) int {
 	fmt.Fprintln(g.Stdout, total.String())
 	if opts.PublicKey == nil {
 		fmt.Fprintln(g.Stderr, "note: no --public-key: checkpoint signatures were not checked")
 	}
-	if len(opts.Checkpoints) == 0 && len(sinceBy) == 0 {
+	if len(opts.Checkpoints) == 0 && !since {
 		fmt.Fprintln(g.Stderr, "note: no exported checkpoints given: a chain rewritten with fresh hashes cannot be detected")
 	}
 	for _, t := range total.Tenants {
-		fmt.Fprintf(g.Stderr, "tenant %s: %d records checked, last seq %d, %d not yet anchored by a checkpoint\n",
-			t.TenantID, t.Checked, t.LastSeq, t.Unanchored)
+		fmt.Fprintf(g.Stderr, "tenant %s: records %d..%d checked (%d), %d not yet anchored by a checkpoint\n",
+			t.TenantID, t.From, t.LastSeq, t.Checked, t.Unanchored)
 	}
 	if !total.OK {
 		return 1
@@ -651,4 +693,61 @@ func readPrivateKey(path string) (ed25519.PrivateKey, error) {
 		return ed25519.PrivateKey(raw), nil
 	}
 	return nil, fmt.Errorf("%s: ed25519 private key must be a %d-byte seed or %d bytes", path, ed25519.SeedSize, ed25519.PrivateKeySize)
+}
+
+// maintURL is VIGIL_MAINT_DATABASE_URL, or the owner URL with the user switched to the maintenance role.
+func maintURL(g *globals) string {
+	if u := g.Getenv("VIGIL_MAINT_DATABASE_URL"); u != "" {
+		return u
+	}
+	u, err := url.Parse(ownerURL(g))
+	if err != nil {
+		return ownerURL(g)
+	}
+	u.User = url.User(migrations.MaintRole)
+	return u.String()
+}
+
+func auditPartitions(ctx context.Context, g *globals, args []string) int {
+	fs := flag.NewFlagSet("audit partitions", flag.ContinueOnError)
+	fs.SetOutput(g.Stderr)
+	dbURL := fs.String("database-url", maintURL(g), "maintenance role URL (VIGIL_MAINT_DATABASE_URL)")
+	ahead := fs.Int("ahead", 3, "months to create ahead of the current one")
+	drop := fs.Bool("drop-expired", false, "drop partitions older than the retention period (only when covered by an exported checkpoint and not on legal hold)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	pool, ok := auditPool(ctx, g, *dbURL)
+	if !ok {
+		return 1
+	}
+	defer pool.Close()
+	now := time.Now()
+	refused, err := audit.EnsurePartitions(ctx, pool, now, *ahead)
+	if err != nil {
+		fmt.Fprintf(g.Stderr, "vigil audit partitions: %v\n", err)
+		return 1
+	}
+	for _, m := range refused {
+		fmt.Fprintf(g.Stderr, "month %s: rows already in the default partition; partition not created\n", m.Format("2006-01"))
+	}
+	if *drop {
+		rep, err := audit.DropExpiredPartitions(ctx, pool, now, audit.RetentionPolicy{Logger: g.Logger})
+		if err != nil {
+			fmt.Fprintf(g.Stderr, "vigil audit partitions: %v\n", err)
+			return 1
+		}
+		for _, d := range rep.Decisions {
+			fmt.Fprintf(g.Stdout, "%s: %s\n", d.Partition, d.Reason)
+		}
+	}
+	ps, err := audit.ListPartitions(ctx, pool)
+	if err != nil {
+		fmt.Fprintf(g.Stderr, "vigil audit partitions: %v\n", err)
+		return 1
+	}
+	for _, p := range ps {
+		fmt.Fprintf(g.Stdout, "%s  %s .. %s\n", p.Name, p.From.Format("2006-01-02"), p.Before.Format("2006-01-02"))
+	}
+	return 0
 }

@@ -94,6 +94,23 @@ func TestAuditCLI(t *testing.T) {
 		t.Fatalf("alerts: %d %q", code, stdout)
 	}
 
+	// Partitions are kept ahead by the maintenance role (derived from the owner URL).
+	code, stdout, stderr = cli.run("partitions", "--ahead", "2")
+	n := time.Now().UTC()
+	next := time.Date(n.Year(), n.Month()+2, 1, 0, 0, 0, 0, time.UTC)
+	if code != 0 || !strings.Contains(stdout, fmt.Sprintf("audit_events_y%04dm%02d", next.Year(), int(next.Month()))) {
+		t.Fatalf("partitions: %d %q %s", code, stdout, stderr)
+	}
+
+	// Offline: an unfiltered export verifies without the database.
+	exportFile := filepath.Join(dir, "t1.ndjson")
+	if code, _, stderr := cli.run("export", "--tenant", "t1", "--out", exportFile); code != 0 {
+		t.Fatalf("export: %d %s", code, stderr)
+	}
+	if code, stdout, stderr := cli.run("verify", "--file", exportFile, "--public-key", key+".pub", "--checkpoints", cpFile); code != 0 || stdout != "OK\n" {
+		t.Fatalf("verify --file: %d %q %s", code, stdout, stderr)
+	}
+
 	// A superuser rewrites t1's chain from seq 2 with fresh hashes: only the exported checkpoint catches it.
 	err := pgx.BeginFunc(ctx, db.Owner, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {

@@ -35,6 +35,7 @@ func commands() map[string]subcommand {
 		"explain": {"print a decision's full record", runExplain},
 		"keys":    {"generate a local key-encryption key", runKeys},
 		"demo":    {"run the end-to-end demo on the local PostgreSQL", runDemo},
+		"audit":   {"verify, search, export, checkpoint the audit trail; alerts; disclosures", runAudit},
 	}
 }
 

@@ -69,15 +69,25 @@ func runServe(ctx context.Context, g *globals, args []string) int {
 	return code
 }
 
+// httpTimeouts bound how long a client may take (slow-loris defence).
+type httpTimeouts struct {
+	ReadHeader, Read, Write, Idle time.Duration
+}
+
+// defaultHTTPTimeouts are the listener's timeouts in production.
+func defaultHTTPTimeouts() httpTimeouts {
+	return httpTimeouts{ReadHeader: 5 * time.Second, Read: 30 * time.Second, Write: 60 * time.Second, Idle: 120 * time.Second}
+}
+
 // newHTTPServer applies timeouts against slow clients and logs server errors
 // through the structured logger (its messages carry no request content).
-func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+func newHTTPServer(h http.Handler, logger *slog.Logger, to httpTimeouts) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: to.ReadHeader,
+		ReadTimeout:       to.Read,
+		WriteTimeout:      to.Write,
+		IdleTimeout:       to.Idle,
 		MaxHeaderBytes:    32 << 10,
 		TLSConfig:         access.ServerTLSConfig(),
 		ErrorLog:          log.New(slogWriter{logger}, "", 0),
@@ -92,7 +102,7 @@ func (w slogWriter) Write(p []byte) (int, error) {
 }
 
 func serveHTTP(ctx context.Context, g *globals, h http.Handler, addr, certFile, keyFile string, plaintext bool) int {
-	srv := newHTTPServer(h, g.Logger)
+	srv := newHTTPServer(h, g.Logger, defaultHTTPTimeouts())
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintf(g.Stderr, "vigil serve: VIGIL_LISTEN_ADDR: %v\n", err)
