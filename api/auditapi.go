@@ -59,6 +59,10 @@ func (s *Server) auditSearch(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 		writeError(w, r, http.StatusBadRequest, "invalid", "cursor was not issued by this search")
 		return
 	}
+	if errors.Is(err, audit.ErrInvalidQuery) {
+		writeError(w, r, http.StatusBadRequest, "invalid", "invalid search filter")
+		return
+	}
 	if err != nil {
 		s.serverError(w, r, rc, err)
 		return

@@ -177,8 +177,12 @@ func whyView(ex *triage.Explanation, vis map[access.FieldGroup]bool) map[string]
 		}
 	}
 	rec := last.Record
+	if vis[access.FieldClinicalValues] && vis[access.FieldMessageText] {
+		// Reasons quote values and message phrases: clinical content.
+		v["reasons"] = rec.Outcome.Reasons
+	}
 	if vis[access.FieldQueueStatus] {
-		v["reasons"], v["revision"], v["stage"] = rec.Outcome.Reasons, ex.Decision.Revision, ex.Decision.Stage
+		v["revision"], v["stage"] = ex.Decision.Revision, ex.Decision.Stage
 		v["received_at"], v["escalated_at"], v["decided_at"] = ex.Decision.ReceivedAt, ex.Decision.EscalatedAt, ex.Decision.DecidedAt
 	}
 	if vis[access.FieldRuleHits] {
@@ -207,8 +211,23 @@ func whyView(ex *triage.Explanation, vis map[access.FieldGroup]bool) map[string]
 		}
 	}
 	if vis[access.FieldAuditMetadata] {
-		v["snapshot"] = rec.Snapshot
-		v["trigger"] = rec.Trigger
+		trig := rec.Trigger
+		snap := rec.Snapshot
+		if !vis[access.FieldPatientRef] && snap != nil {
+			// The versions and hashes are metadata; which patient they belong to is not.
+			trig.PatientRef = ""
+			s := *snap
+			s.Entries = nil
+			for _, e := range snap.Entries {
+				if e.Type != "Patient" {
+					s.Entries = append(s.Entries, e)
+				}
+			}
+			snap = &s
+		} else if !vis[access.FieldPatientRef] {
+			trig.PatientRef = ""
+		}
+		v["snapshot"], v["trigger"] = snap, trig
 	}
 	return v
 }

@@ -27,6 +27,9 @@ func runServe(ctx context.Context, g *globals, args []string) int {
 	if err == nil && certFile == "" && !plaintext {
 		err = errors.New("VIGIL_TLS_CERT and VIGIL_TLS_KEY are required (or VIGIL_DEV_PLAINTEXT=true on a loopback address for development)")
 	}
+	if err == nil && !plaintext && (certFile == "") != (keyFile == "") {
+		err = errors.New("VIGIL_TLS_CERT and VIGIL_TLS_KEY must be set together")
+	}
 	if err == nil && plaintext {
 		err = access.CheckListenAddr(addr, true)
 		if err != nil {

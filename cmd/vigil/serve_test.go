@@ -158,6 +158,7 @@ func TestServeRefusesPlaintextOffLoopback(t *testing.T) {
 		{"plaintext on a LAN address", map[string]string{"VIGIL_DEV_PLAINTEXT": "true", "VIGIL_LISTEN_ADDR": "10.0.0.5:8443"}, "loopback"},
 		{"plaintext on a host name", map[string]string{"VIGIL_DEV_PLAINTEXT": "true", "VIGIL_LISTEN_ADDR": "vigil.example.org:8443"}, "loopback"},
 		{"no TLS and no flag", map[string]string{"VIGIL_LISTEN_ADDR": "127.0.0.1:0"}, "VIGIL_TLS_CERT"},
+		{"certificate without key", map[string]string{"VIGIL_TLS_CERT": "/nonexistent/cert.pem", "VIGIL_LISTEN_ADDR": "127.0.0.1:0"}, "VIGIL_TLS_KEY"},
 		{"bad flag", map[string]string{"VIGIL_DEV_PLAINTEXT": "yes please", "VIGIL_LISTEN_ADDR": "127.0.0.1:0"}, "VIGIL_DEV_PLAINTEXT"},
 	}
 	for _, tc := range cases {

@@ -101,9 +101,9 @@ func (h *harness) assertDenied(t *testing.T, r response, tenant, verb string) {
 // whyViewHint points a failure at its known cause.
 func whyViewHint(t *testing.T) {
 	if t.Failed() {
-		t.Log("known cause (found by this test): api/review.go whyView shows outcome reasons (which quote values and " +
-			"message words) under queue_status, and trigger/snapshot (which name the patient) under audit_metadata; " +
-			"the fix gates reasons on clinical_values+message_text and drops the patient from trigger/snapshot without patient_ref")
+		t.Log("likely cause: api/review.go whyView. Outcome reasons quote values and message words (show them only with " +
+			"clinical_values); the audit_metadata trigger.patient_ref and the snapshot's Patient entry name the patient " +
+			"(drop both when the role lacks patient_ref)")
 	}
 }
 

@@ -314,6 +314,25 @@ func TestSecurityLeakAcrossTenants(t *testing.T) {
 		}
 	})
 
+	t.Run("a delivery job for A cannot send B's escalation", func(t *testing.T) {
+		hooksA, hooksB := h.hookCount(), b.hookCount()
+		outbox := h.strings1(`SELECT id::text FROM outbox WHERE tenant_id = $1 LIMIT 1`, b.id)[0]
+		res, err := h.app.Runner.Client.Insert(ctx, workers.DeliverArgs{TenantID: tenantID, OutboxID: outbox}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.waitFor("the cross-tenant delivery job to end", func() bool {
+			st := h.strings1(`SELECT state::text FROM river.river_job WHERE id = $1`, res.Job.ID)
+			return len(st) == 1 && (st[0] == "cancelled" || st[0] == "completed" || st[0] == "discarded")
+		})
+		if st := h.strings1(`SELECT state::text FROM river.river_job WHERE id = $1`, res.Job.ID); st[0] != "cancelled" {
+			t.Errorf("cross-tenant delivery job state %s, want cancelled", st[0])
+		}
+		if h.hookCount() != hooksA || b.hookCount() != hooksB {
+			t.Errorf("a notifier was called for another tenant's outbox message (A %d→%d, B %d→%d)", hooksA, h.hookCount(), hooksB, b.hookCount())
+		}
+	})
+
 	after := h.tenantRows(b.id)
 	for _, table := range tenantTables {
 		if before[table] != after[table] {
