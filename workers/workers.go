@@ -103,10 +103,8 @@ type Config struct {
 	JobTimeout time.Duration
 	// SLAInterval is how often the re-escalation sweep runs (default 1 min; 0 keeps default, <0 disables).
 	SLAInterval time.Duration
-	// Periodic are extra periodic jobs (audit checkpoints, retention, anomaly scans) registered by cmd.
-	Periodic []*river.PeriodicJob
-	// RegisterExtra adds workers for those jobs.
-	RegisterExtra func(*river.Workers) error
+	// Maintenance configures the audit trail's periodic jobs (checkpoints, partitions, anomaly scans).
+	Maintenance Maintenance
 	// InsertOnly builds a client that only enqueues (API processes that run no workers).
 	InsertOnly bool
 }
@@ -176,11 +174,6 @@ func New(d Deps, cfg Config) (*Runner, error) {
 	river.AddWorker(ws, r.draft)
 	river.AddWorker(ws, r.deliver)
 	river.AddWorker(ws, &reescalateWorker{db: d.DB, runner: r, now: d.Now, logger: d.Logger})
-	if cfg.RegisterExtra != nil {
-		if err := cfg.RegisterExtra(ws); err != nil {
-			return nil, err
-		}
-	}
 	rc := &river.Config{
 		Schema:            migrations.RiverSchema,
 		Workers:           ws,
@@ -200,7 +193,7 @@ func New(d Deps, cfg Config) (*Runner, error) {
 			rc.PeriodicJobs = append(rc.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(cfg.SLAInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return ReescalateArgs{}, nil }, &river.PeriodicJobOpts{ID: "reescalate_overdue"}))
 		}
-		rc.PeriodicJobs = append(rc.PeriodicJobs, cfg.Periodic...)
+		registerMaintenance(ws, rc, d, cfg.Maintenance)
 	}
 	client, err := river.NewClient(riverpgxv5.New(d.DB.Pool()), rc)
 	if err != nil {

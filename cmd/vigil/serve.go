@@ -10,9 +10,12 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/vigil-health/vigil/access"
 	"github.com/vigil-health/vigil/internal/app"
 	"github.com/vigil-health/vigil/seal"
+	"github.com/vigil-health/vigil/workers"
 )
 
 func runServe(ctx context.Context, g *globals, args []string) int {
@@ -52,8 +55,14 @@ func runServe(ctx context.Context, g *globals, args []string) int {
 		fmt.Fprintf(g.Stderr, "vigil serve: %v\n", err)
 		return 1
 	}
+	maint, closeMaint, err := maintenanceConfig(ctx, g)
+	if err != nil {
+		fmt.Fprintf(g.Stderr, "vigil serve: %v\n", err)
+		return 1
+	}
+	defer closeMaint()
 	a, err := app.New(ctx, app.Config{AppDatabaseURL: url, Keys: keys, Audience: e.str("VIGIL_AUDIENCE", "vigil"),
-		AllowInsecureLoopback: insecure, Logger: g.Logger})
+		AllowInsecureLoopback: insecure, Logger: g.Logger, Workers: workers.Config{Maintenance: maint}})
 	if err != nil {
 		fmt.Fprintf(g.Stderr, "vigil serve: %v\n%s", err, postgresHint)
 		return 1
@@ -80,6 +89,44 @@ type httpTimeouts struct {
 // defaultHTTPTimeouts are the listener's timeouts in production.
 func defaultHTTPTimeouts() httpTimeouts {
 	return httpTimeouts{ReadHeader: 5 * time.Second, Read: 30 * time.Second, Write: 60 * time.Second, Idle: 120 * time.Second}
+}
+
+// maintenanceConfig reads the audit maintenance settings. Each missing
+// prerequisite disables its job, and startup says so.
+func maintenanceConfig(ctx context.Context, g *globals) (workers.Maintenance, func(), error) {
+	e := env{g}
+	m := workers.Maintenance{CheckpointDir: e.str("VIGIL_AUDIT_CHECKPOINT_DIR", "")}
+	closer := func() {}
+	if path := e.str("VIGIL_AUDIT_SIGNING_KEY", ""); path != "" {
+		k, err := readPrivateKey(path)
+		if err != nil {
+			return m, closer, fmt.Errorf("VIGIL_AUDIT_SIGNING_KEY: %w", err)
+		}
+		m.SigningKey = k
+		if m.CheckpointDir == "" {
+			g.Logger.Warn("VIGIL_AUDIT_CHECKPOINT_DIR not set: checkpoints are signed but not exported, so retention will keep every partition")
+		}
+	} else {
+		g.Logger.Warn("VIGIL_AUDIT_SIGNING_KEY not set: no periodic signed audit checkpoints")
+	}
+	partitions, err := e.boolean("VIGIL_AUDIT_PARTITIONS", true)
+	if err != nil {
+		return m, closer, err
+	}
+	if partitions {
+		pool, err := pgxpool.New(ctx, maintURL(g))
+		if err == nil {
+			err = pool.Ping(ctx)
+		}
+		if err != nil {
+			return m, closer, fmt.Errorf("VIGIL_MAINT_DATABASE_URL (maintenance role for audit partitions; VIGIL_AUDIT_PARTITIONS=false to run without): %w", err)
+		}
+		m.MaintPool, closer = pool, pool.Close
+	}
+	if m.Anomalies, err = e.boolean("VIGIL_AUDIT_ANOMALIES", true); err != nil {
+		return m, closer, err
+	}
+	return m, closer, nil
 }
 
 // newHTTPServer applies timeouts against slow clients and logs server errors
