@@ -39,6 +39,12 @@ func itemView(it *triage.Item, vis map[access.FieldGroup]bool) map[string]any {
 	return v
 }
 
+// itemAttrs are the ABAC attributes of an item: its patient, department and sensitivity labels.
+func itemAttrs(it *triage.Item) access.Attributes {
+	return access.Attributes{PatientRef: it.PatientRef, Department: it.Department, Sensitivity: it.Sensitivity,
+		PhysicianHold: it.Flags.Has(rules.FlagPhysicianHold)}
+}
+
 func (s *Server) visible(rc *reqCtx) map[access.FieldGroup]bool {
 	return access.VisibleFields(rc.principal.Role, false)
 }
@@ -77,6 +83,10 @@ func (s *Server) listItems(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		patients := map[string]bool{}
 		var refs []string
 		for _, it := range items {
+			// The list shows only what the caller could open: department and sensitivity apply per item.
+			if d := s.d.Policy.Decide(r.Context(), rc.principal, access.ActionItemRead, itemAttrs(it)); !d.Allow {
+				continue
+			}
 			views = append(views, itemView(it, vis))
 			if it.PatientRef != "" && !patients[it.PatientRef] {
 				patients[it.PatientRef] = true
@@ -126,7 +136,7 @@ func (s *Server) getItem(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		if err != nil {
 			return err
 		}
-		if d := s.d.Policy.Decide(r.Context(), rc.principal, access.ActionItemRead, access.Attributes{PatientRef: it.PatientRef}); !d.Allow {
+		if d := s.d.Policy.Decide(r.Context(), rc.principal, access.ActionItemRead, itemAttrs(it)); !d.Allow {
 			denied = &d
 			return nil
 		}
@@ -300,7 +310,7 @@ func (s *Server) act(action string) func(http.ResponseWriter, *http.Request, *re
 			if err != nil {
 				return err
 			}
-			attrs := access.Attributes{PatientRef: it.PatientRef, PhysicianHold: it.Flags.Has(rules.FlagPhysicianHold)}
+			attrs := itemAttrs(it)
 			if d := s.d.Policy.Decide(r.Context(), rc.principal, actionFor, attrs); !d.Allow {
 				denied, deniedVerb = &d, "review."+action
 				return nil
@@ -351,7 +361,7 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		if err != nil {
 			return err
 		}
-		if d := s.d.Policy.Decide(r.Context(), rc.principal, access.ActionItemAck, access.Attributes{PatientRef: cur.PatientRef}); !d.Allow {
+		if d := s.d.Policy.Decide(r.Context(), rc.principal, access.ActionItemAck, itemAttrs(cur)); !d.Allow {
 			denied = &d
 			return nil
 		}
@@ -383,7 +393,13 @@ func (s *Server) explain(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		if err != nil {
 			return err
 		}
-		if d := s.d.Policy.Decide(r.Context(), rc.principal, access.ActionDecisionExplain, access.Attributes{PatientRef: ex.Decision.PatientRef}); !d.Allow {
+		attrs := access.Attributes{PatientRef: ex.Decision.PatientRef}
+		if it, err := triage.GetItemByDecision(r.Context(), tx, ex.Decision.ID); err == nil {
+			attrs = itemAttrs(it)
+		} else if !errors.Is(err, triage.ErrNotFound) {
+			return err
+		}
+		if d := s.d.Policy.Decide(r.Context(), rc.principal, access.ActionDecisionExplain, attrs); !d.Allow {
 			denied = &d
 			return nil
 		}

@@ -135,6 +135,9 @@ func (s *Server) Endpoints() []Endpoint {
 		{Name: "audit.search", Method: "GET", Pattern: "/api/v1/audit/events", Scope: "user/AuditEvent.rs", Action: access.ActionAuditSearch, handle: s.auditSearch},
 		{Name: "breakglass.request", Method: "POST", Pattern: "/api/v1/break-glass", Scope: "user/Patient.r", Action: access.ActionBreakGlassRequest, handle: s.breakGlass},
 		{Name: "breakglass.list", Method: "GET", Pattern: "/api/v1/break-glass", Scope: "user/AuditEvent.rs", Action: access.ActionBreakGlassReview, handle: s.listBreakGlass},
+		{Name: "rules.publish", Method: "POST", Pattern: "/api/v1/rules/packs", Scope: "user/Library.c", Action: access.ActionRulesPublish, handle: s.publishPack},
+		{Name: "rules.activate", Method: "POST", Pattern: "/api/v1/rules/packs/{version}/activate", Scope: "user/Library.u", Action: access.ActionRulesActivate, handle: s.activatePack},
+		{Name: "rules.list", Method: "GET", Pattern: "/api/v1/rules/packs", Scope: "user/Library.rs", Action: access.ActionRulesPublish, handle: s.listPacks},
 	}
 }
 

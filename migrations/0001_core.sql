@@ -95,6 +95,8 @@ CREATE TABLE review_items (
     priority       text NOT NULL,
     flags          text[] NOT NULL DEFAULT '{}',
     patient_ref    text NOT NULL DEFAULT '',
+    sensitivity    text[] NOT NULL DEFAULT '{}',  -- access labels: behavioral_health, substance_use_part2, hiv, minor
+    department     text NOT NULL DEFAULT '',      -- owning department (tenant's queue → department map)
     status         text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'approved', 'edited', 'rejected')),
     ack_required   boolean NOT NULL DEFAULT false,
     acked_at       timestamptz,

@@ -63,11 +63,15 @@ type TenantConfig struct {
 	LLM     LLMConfig  `json:"llm"`
 	// Thresholds maps a route (queue) to the minimum effective confidence for
 	// SUGGESTED; "default" applies to routes not listed.
-	Thresholds     map[string]float64 `json:"thresholds"`
-	Queues         []string           `json:"queues"`
-	NotifierURL    string             `json:"notifier_url,omitempty"`
-	AckSLAMinutes  int                `json:"ack_sla_minutes,omitempty"`
-	ExcludedLabels []string           `json:"excluded_labels,omitempty"`
+	Thresholds map[string]float64 `json:"thresholds"`
+	Queues     []string           `json:"queues"`
+	// QueueDepartments maps a queue to the department that owns its items
+	// (department-scoped roles see other departments' items only through
+	// the care team or break-the-glass). Unmapped queues belong to no department.
+	QueueDepartments map[string]string `json:"queue_departments,omitempty"`
+	NotifierURL      string            `json:"notifier_url,omitempty"`
+	AckSLAMinutes    int               `json:"ack_sla_minutes,omitempty"`
+	ExcludedLabels   []string          `json:"excluded_labels,omitempty"`
 	// Rules is the per-tenant rule configuration (local code map, threshold
 	// overrides), decoded by the rules engine.
 	Rules json.RawMessage `json:"rules,omitempty"`

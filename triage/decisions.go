@@ -154,7 +154,7 @@ func (p *Pipeline) commitEscalation(ctx context.Context, j *job, pre rules.Outco
 		if err := p.insertRevision(ctx, tx, j, id, 1, StageEscalated, out, rec, Sealed{TriggerRaw: j.trig.Raw}); err != nil {
 			return err
 		}
-		if err := upsertReviewItem(ctx, tx, j.tenant.ID, id, patient, out, nil, p); err != nil {
+		if err := p.upsertReviewItem(ctx, tx, j, id, patient, out, nil); err != nil {
 			return err
 		}
 		if err := p.enqueueEscalation(ctx, tx, j.tenant.ID, id, out, pre.Hits, "escalation"); err != nil {
@@ -243,7 +243,8 @@ const (
 	sealPurposeReply    = "reply_draft"
 )
 
-func upsertReviewItem(ctx context.Context, tx pgx.Tx, tenantID, decisionID, patient string, out Outcome, reply []byte, p *Pipeline) error {
+func (p *Pipeline) upsertReviewItem(ctx context.Context, tx pgx.Tx, j *job, decisionID, patient string, out Outcome, reply []byte) error {
+	tenantID := j.tenant.ID
 	var replyCT []byte
 	var replyKey string
 	if len(reply) > 0 {
@@ -252,14 +253,22 @@ func upsertReviewItem(ctx context.Context, tx pgx.Tx, tenantID, decisionID, pati
 			return err
 		}
 	}
+	labels := SensitivityLabels(j.trig, j.patient, j.rin.PatientAgeYears)
+	if labels == nil {
+		labels = []string{} // the column is NOT NULL; nil would be sent as NULL
+	}
+	dept := j.tenant.Config.QueueDepartments[out.Queue]
 	ack := out.Disposition == rules.Escalated
-	_, err := tx.Exec(ctx, `INSERT INTO review_items (tenant_id, decision_id, queue, disposition, priority, flags, patient_ref, ack_required, reply_sealed, reply_key)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, ''))
+	_, err := tx.Exec(ctx, `INSERT INTO review_items (tenant_id, decision_id, queue, disposition, priority, flags, patient_ref, ack_required,
+			reply_sealed, reply_key, sensitivity, department)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, ''), $11, $12)
 		ON CONFLICT (tenant_id, decision_id) DO UPDATE SET queue = excluded.queue, disposition = excluded.disposition,
 			priority = excluded.priority, flags = excluded.flags, ack_required = review_items.ack_required OR excluded.ack_required,
 			reply_sealed = coalesce(excluded.reply_sealed, review_items.reply_sealed), reply_key = coalesce(excluded.reply_key, review_items.reply_key),
-			updated_at = now()`,
-		tenantID, decisionID, out.Queue, out.Disposition.String(), out.Priority.String(), out.Flags.Strings(), patient, ack, replyCT, replyKey)
+			sensitivity = coalesce((SELECT array_agg(DISTINCT l ORDER BY l) FROM unnest(review_items.sensitivity || excluded.sensitivity) l), '{}'),
+			department = excluded.department, updated_at = now()`,
+		tenantID, decisionID, out.Queue, out.Disposition.String(), out.Priority.String(), out.Flags.Strings(), patient, ack, replyCT, replyKey,
+		labels, dept)
 	if err != nil {
 		return fmt.Errorf("review item: %w", err)
 	}
@@ -332,7 +341,7 @@ func (p *Pipeline) commitFinal(ctx context.Context, j *job, snap *fhir.Snapshot,
 		if err := p.insertRevision(ctx, tx, j, id, rev, StageDecided, out, rec, sealed); err != nil {
 			return err
 		}
-		if err := upsertReviewItem(ctx, tx, j.tenant.ID, id, patient, out, []byte(f.sealed.ReplyDraft), p); err != nil {
+		if err := p.upsertReviewItem(ctx, tx, j, id, patient, out, []byte(f.sealed.ReplyDraft)); err != nil {
 			return err
 		}
 		if out.Disposition == rules.Escalated && !wasEscalated {
@@ -421,7 +430,7 @@ func (p *Pipeline) recordUnavailable(ctx context.Context, j *job, reason string)
 		if j.trig != nil {
 			patient = p.patientRef(j)
 		}
-		if err := upsertReviewItem(ctx, tx, j.tenant.ID, decID, patient, out, nil, p); err != nil {
+		if err := p.upsertReviewItem(ctx, tx, j, decID, patient, out, nil); err != nil {
 			return err
 		}
 		e := systemActor.event(j.tenant.ID, now, audit.ActionCreate, "decision.record_unavailable", "failure")

@@ -53,6 +53,8 @@ type Item struct {
 	Priority      rules.Priority    `json:"priority"`
 	Flags         rules.Flags       `json:"flags"`
 	PatientRef    string            `json:"patient_ref"`
+	Sensitivity   []string          `json:"sensitivity,omitempty"`
+	Department    string            `json:"department,omitempty"`
 	Status        string            `json:"status"`
 	AckRequired   bool              `json:"ack_required"`
 	AckedAt       *time.Time        `json:"acked_at,omitempty"`
@@ -66,7 +68,7 @@ type Item struct {
 	CreatedAt     time.Time         `json:"created_at"`
 }
 
-const itemCols = `id::text, decision_id::text, queue, disposition, priority, flags, patient_ref, status, ack_required, acked_at,
+const itemCols = `id::text, decision_id::text, queue, disposition, priority, flags, patient_ref, sensitivity, department, status, ack_required, acked_at,
 	coalesce(acked_by, ''), reply_sealed IS NOT NULL, reply_released, coalesce(reviewer, ''), coalesce(action, ''),
 	coalesce(reason_code, ''), acted_at, created_at`
 
@@ -74,7 +76,7 @@ func scanItem(row pgx.Row) (*Item, error) {
 	var it Item
 	var disp, prio string
 	var flags []string
-	if err := row.Scan(&it.ID, &it.DecisionID, &it.Queue, &disp, &prio, &flags, &it.PatientRef, &it.Status, &it.AckRequired,
+	if err := row.Scan(&it.ID, &it.DecisionID, &it.Queue, &disp, &prio, &flags, &it.PatientRef, &it.Sensitivity, &it.Department, &it.Status, &it.AckRequired,
 		&it.AckedAt, &it.AckedBy, &it.HasReply, &it.ReplyReleased, &it.Reviewer, &it.Action, &it.ReasonCode, &it.ActedAt, &it.CreatedAt); err != nil {
 		return nil, err
 	}
@@ -132,6 +134,18 @@ func ListItems(ctx context.Context, tx pgx.Tx, f Filter) ([]*Item, error) {
 // GetItem reads one item.
 func GetItem(ctx context.Context, tx pgx.Tx, id string) (*Item, error) {
 	it, err := scanItem(tx.QueryRow(ctx, `SELECT `+itemCols+` FROM review_items WHERE id::text = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("triage: review item: %w", ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("triage: get item: %w", err)
+	}
+	return it, nil
+}
+
+// GetItemByDecision reads the review item of a decision.
+func GetItemByDecision(ctx context.Context, tx pgx.Tx, decisionID string) (*Item, error) {
+	it, err := scanItem(tx.QueryRow(ctx, `SELECT `+itemCols+` FROM review_items WHERE decision_id::text = $1`, decisionID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("triage: review item: %w", ErrNotFound)
 	}

@@ -36,6 +36,8 @@ func commands() map[string]subcommand {
 		"keys":    {"generate a local key-encryption key", runKeys},
 		"demo":    {"run the end-to-end demo on the local PostgreSQL", runDemo},
 		"audit":   {"verify, search, export, checkpoint the audit trail; alerts; disclosures", runAudit},
+		"rules":   {"lint, eval, test, diff rule packs; publish, activate, list; replay a decision", runRules},
+		"eval":    {"evaluate the pipeline on labelled cases (no database; --json)", runEval},
 	}
 }
 

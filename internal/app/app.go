@@ -82,16 +82,28 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: access.ClientTLSConfig()}}
 	}
-	if cfg.Packs == nil {
-		pack, err := rules.DefaultPack()
-		if err != nil {
-			return nil, fmt.Errorf("app: default rule pack: %w", err)
-		}
-		cfg.Packs = triage.StaticPacks{Pack: pack}
+	// The embedded default pack compiles at startup or the process stops.
+	defaultPack, err := rules.DefaultPack()
+	if err != nil {
+		return nil, fmt.Errorf("app: default rule pack: %w", err)
 	}
 	db, err := store.Open(ctx, cfg.AppDatabaseURL)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Packs == nil {
+		// Each tenant's active pack from the database (default pack when none
+		// is activated); every active pack must compile at startup, or the
+		// process stops naming tenant, version, file, rule and position.
+		ps, err := triage.NewPackStore(db, triage.PackStoreConfig{Default: defaultPack, Now: cfg.Now, Logger: cfg.Logger})
+		if err == nil {
+			err = ps.Preload(ctx)
+		}
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("app: rule packs: %w", err)
+		}
+		cfg.Packs = ps
 	}
 	a := &App{DB: db, cfg: cfg}
 	if a.Sealer, err = seal.New(cfg.Keys); err != nil {

@@ -1,10 +1,17 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vigil-health/vigil/access"
+	"github.com/vigil-health/vigil/store"
 )
 
 const clinicianScopes = "user/Task.cruds user/Patient.r"
@@ -159,5 +166,47 @@ func TestHealthAndReadiness(t *testing.T) {
 	h.fhirSrv.Close() // the FHIR server goes away: not ready
 	if status, body := h.do("GET", "/readyz", "", nil); status != http.StatusServiceUnavailable || !strings.Contains(string(body), "fhir") {
 		t.Fatalf("readyz with FHIR down: %d %s", status, body)
+	}
+}
+
+// An item whose record carries a 42 CFR Part 2 label is hidden from clinicians
+// outside the patient's care team (not listed, 403 on read), and visible once
+// they are on it.
+func TestSensitiveItemNeedsCareTeam(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	raw := []byte(`{"resourceType":"Communication","id":"sud-msg","status":"completed",
+		"meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"ETH"}]},
+		"subject":{"reference":"Patient/beaf00da-c197-4e72-8b27-7ee1131348f1"},
+		"sender":{"reference":"Patient/beaf00da-c197-4e72-8b27-7ee1131348f1"},
+		"sent":"2026-12-04T09:00:00Z","payload":[{"contentString":"Question about my counseling appointment next week."}]}`)
+	r, err := h.fhir.Put(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.postRef(r.Ref())
+	h.waitDecided(r.Ref())
+	nurse := h.token("nurse", clinicianScopes)
+	if its := h.items(nurse, ""); len(its) != 0 {
+		t.Fatalf("nurse outside the care team lists %d sensitive items", len(its))
+	}
+	var id string
+	ctx := context.Background()
+	if err := store.New(h.db.Owner).InTenant(ctx, tenantID, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT id::text FROM review_items`).Scan(&id)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := h.do("GET", "/api/v1/review-items/"+id, nurse, nil); status != http.StatusForbidden || strings.Contains(string(body), "counseling") {
+		t.Fatalf("nurse read of a Part 2 item: %d %s", status, body)
+	}
+	if err := h.app.DB.InTenant(ctx, tenantID, func(tx pgx.Tx) error {
+		return access.AddCareTeamMember(ctx, tx, access.CareTeamMember{TenantID: tenantID, PatientRef: "Patient/beaf00da-c197-4e72-8b27-7ee1131348f1",
+			Subject: "user-nurse", Role: access.RoleNurse, Since: time.Now().Add(-time.Hour), AddedBy: "test"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := h.do("GET", "/api/v1/review-items/"+id, nurse, nil); status != 200 || !strings.Contains(string(body), "counseling") {
+		t.Fatalf("care-team nurse read: %d %s", status, body)
 	}
 }

@@ -224,6 +224,9 @@ func TestSecurityLeakAcrossTenants(t *testing.T) {
 				t.Errorf("%d grants for A's clinicians, want %d", n, len(clinical)*len(bPatients))
 			}
 		},
+		"rules.publish":  rulesLeakCase(h, b, "rules.publish"),
+		"rules.activate": rulesLeakCase(h, b, "rules.activate"),
+		"rules.list":     rulesLeakCase(h, b, "rules.list"),
 		"breakglass.list": func(t *testing.T) {
 			r := h.call("GET", "/api/v1/break-glass?since=2000-01-01T00:00:00Z", tok["privacy_officer"], nil, nil)
 			if r.status != http.StatusOK {
