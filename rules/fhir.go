@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -74,17 +75,21 @@ type communication struct {
 }
 
 type qrAnswer struct {
-	ValueString     *string     `json:"valueString"`
-	ValueCoding     *coding     `json:"valueCoding"`
-	ValueBoolean    *bool       `json:"valueBoolean"`
-	ValueAttachment *attachment `json:"valueAttachment"`
-	Item            []qrItem    `json:"item"`
+	ValueInteger    *json.Number `json:"valueInteger"`
+	ValueDecimal    *json.Number `json:"valueDecimal"`
+	ValueString     *string      `json:"valueString"`
+	ValueCoding     *coding      `json:"valueCoding"`
+	ValueBoolean    *bool        `json:"valueBoolean"`
+	ValueAttachment *attachment  `json:"valueAttachment"`
+	Item            []qrItem     `json:"item"`
 }
 
 type qrItem struct {
-	Text   string     `json:"text"`
-	Answer []qrAnswer `json:"answer"`
-	Item   []qrItem   `json:"item"`
+	LinkID     string     `json:"linkId"`
+	Definition string     `json:"definition"`
+	Text       string     `json:"text"`
+	Answer     []qrAnswer `json:"answer"`
+	Item       []qrItem   `json:"item"`
 }
 
 type questionnaireResponse struct {
@@ -237,9 +242,42 @@ func attachmentText(a *attachment) (string, bool) {
 
 // questionnaireText collects answers recursively: valueString,
 // valueCoding.display, and the question text of a true valueBoolean.
+// selfHarmQuestion recognises a screening question about self-harm or
+// suicide (PHQ-9 item 9, LOINC 44260-8; C-SSRS-style wording): its coded
+// answer ("Several days", 1) carries the meaning, not its words.
+var selfHarmQuestion = regexp.MustCompile(`(?i)44260-8|better off dead|hurting yourself|harm(ing)? yourself|kill(ing)? yourself|suicid|end your life|wish(ed)? you were dead`)
+
+// negativeAnswer: the answers that mean "no" on such a question.
+var negativeAnswer = regexp.MustCompile(`(?i)^\s*(not at all|no|never|none|0|la6568-5|false)\s*$`)
+
+// selfHarmPositive reports whether an answer to a self-harm question is anything but "no".
+func selfHarmPositive(a qrAnswer) bool {
+	switch {
+	case a.ValueCoding != nil:
+		return !negativeAnswer.MatchString(a.ValueCoding.Code) && !negativeAnswer.MatchString(a.ValueCoding.Display)
+	case a.ValueInteger != nil:
+		return a.ValueInteger.String() != "0"
+	case a.ValueDecimal != nil:
+		f, err := a.ValueDecimal.Float64()
+		return err != nil || f != 0
+	case a.ValueBoolean != nil:
+		return *a.ValueBoolean
+	case a.ValueString != nil:
+		return !negativeAnswer.MatchString(*a.ValueString)
+	}
+	return false
+}
+
+// selfHarmAnswerText is what a positive self-harm screening answer adds to the scanned text.
+const selfHarmAnswerText = "self harm thoughts reported on a screening question"
+
 func questionnaireText(items []qrItem, parts *[]string, unreadable *string) {
 	for _, it := range items {
+		isSelfHarm := selfHarmQuestion.MatchString(it.LinkID + " " + it.Definition + " " + it.Text)
 		for _, a := range it.Answer {
+			if isSelfHarm && selfHarmPositive(a) {
+				*parts = append(*parts, selfHarmAnswerText)
+			}
 			switch {
 			case a.ValueString != nil:
 				*parts = append(*parts, *a.ValueString)

@@ -136,7 +136,7 @@ func TestRulesLint(t *testing.T) {
 func TestRulesTestAndDiff(t *testing.T) {
 	t.Parallel()
 	code, out, errOut := runRulesCLI(nil, "test", "../../rules/testdata/cases")
-	if code != 0 || !strings.Contains(out, "14 of 14 cases pass") {
+	if code != 0 || !strings.Contains(out, "16 of 16 cases pass") {
 		t.Fatalf("test: exit %d\n%s%s", code, out, errOut)
 	}
 	// A pack with a higher potassium limit: the test fails, the diff names the case.
@@ -190,7 +190,7 @@ func TestRulesPublishActivateCLI(t *testing.T) {
 		{[]string{"publish", "--tenant", "clinic-a", "../../rules/testdata/badpack"}, 1, `rule "critical-potassium-low"`},
 		{[]string{"publish", "../../rules/packs/default"}, 2, "--tenant is required"},
 		{[]string{"publish", "--tenant", "clinic-a", "../../rules/packs/default"}, 0, "published: pack vigil-default version 2026.12.1"},
-		{[]string{"cases", "import", "--tenant", "clinic-a", "../../rules/testdata/cases"}, 0, "imported 14 golden case(s)"},
+		{[]string{"cases", "import", "--tenant", "clinic-a", "../../rules/testdata/cases"}, 0, "imported 16 golden case(s)"},
 		{[]string{"activate", "--tenant", "clinic-a", "no-such-version"}, 1, "not published"},
 		{[]string{"activate", "--tenant", "clinic-a", "2026.12.1"}, 0, "activated 2026.12.1"},
 		{[]string{"list", "--tenant", "clinic-a"}, 0, "*       2026.12.1"},
