@@ -41,7 +41,12 @@ func (s *Server) breakGlass(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 		e.Action, e.PatientRef, e.Purpose = audit.ActionExecute, g.PatientRef, "ETREAT"
 		e.Detail = map[string]any{"severity": "high", "alert": true, "grant_id": g.ID, "expires_at": g.ExpiresAt.Format(time.RFC3339),
 			"reason_length": len(b.Reason)}
-		_, err = audit.Append(r.Context(), tx, e)
+		if _, err = audit.Append(r.Context(), tx, e); err != nil {
+			return err
+		}
+		// The privacy office is alerted at once, not at the next anomaly scan.
+		_, err = audit.RaiseAlert(r.Context(), tx, audit.Alert{TenantID: rc.tenant, Detector: "break_glass", Severity: "high",
+			Actor: rc.actor.Subject, PatientRef: g.PatientRef, Value: 1, Detail: map[string]any{"grant_id": g.ID}}, s.d.Now().UTC())
 		return err
 	})
 	if errors.Is(err, access.ErrInvalidInput) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +44,25 @@ func itemView(it *triage.Item, vis map[access.FieldGroup]bool) map[string]any {
 func itemAttrs(it *triage.Item) access.Attributes {
 	return access.Attributes{PatientRef: it.PatientRef, Department: it.Department, Sensitivity: it.Sensitivity,
 		PhysicianHold: it.Flags.Has(rules.FlagPhysicianHold)}
+}
+
+// relationship records, for the accounting of disclosures and the anomaly
+// detectors, how access was granted and whether the reader is on the
+// patient's care team.
+func (s *Server) relationship(ctx context.Context, rc *reqCtx, patient string, d access.Decision, detail map[string]any) error {
+	detail["via"] = d.Via
+	if patient == "" || s.d.Policy.CareTeam == nil {
+		return nil
+	}
+	member, err := s.d.Policy.CareTeam.IsMember(ctx, rc.tenant, patient, rc.principal.Subject, s.d.Now())
+	if err != nil {
+		return err
+	}
+	detail["care_team"] = member
+	if d.Via == access.ViaBreakGlass {
+		detail["break_glass"] = true
+	}
+	return nil
 }
 
 func (s *Server) visible(rc *reqCtx) map[access.FieldGroup]bool {
@@ -136,7 +156,8 @@ func (s *Server) getItem(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		if err != nil {
 			return err
 		}
-		if d := s.d.Policy.Decide(r.Context(), rc.principal, access.ActionItemRead, itemAttrs(it)); !d.Allow {
+		d := s.d.Policy.Decide(r.Context(), rc.principal, access.ActionItemRead, itemAttrs(it))
+		if !d.Allow {
 			denied = &d
 			return nil
 		}
@@ -149,6 +170,9 @@ func (s *Server) getItem(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		e := s.readEvent(rc, "review.read")
 		e.PatientRef, e.DecisionID = it.PatientRef, it.DecisionID
 		e.Detail = map[string]any{"review_item_id": id, "fields": visibleNames(vis)}
+		if err := s.relationship(r.Context(), rc, it.PatientRef, d, e.Detail); err != nil {
+			return err
+		}
 		_, err = audit.Append(r.Context(), tx, e)
 		return err
 	})
@@ -399,7 +423,8 @@ func (s *Server) explain(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		} else if !errors.Is(err, triage.ErrNotFound) {
 			return err
 		}
-		if d := s.d.Policy.Decide(r.Context(), rc.principal, access.ActionDecisionExplain, attrs); !d.Allow {
+		d := s.d.Policy.Decide(r.Context(), rc.principal, access.ActionDecisionExplain, attrs)
+		if !d.Allow {
 			denied = &d
 			return nil
 		}
@@ -413,6 +438,9 @@ func (s *Server) explain(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		e := s.readEvent(rc, "decision.explain")
 		e.PatientRef, e.DecisionID = ex.Decision.PatientRef, ex.Decision.ID
 		e.Detail = map[string]any{"fields": visibleNames(vis)}
+		if err := s.relationship(r.Context(), rc, ex.Decision.PatientRef, d, e.Detail); err != nil {
+			return err
+		}
 		_, err = audit.Append(r.Context(), tx, e)
 		return err
 	})

@@ -290,6 +290,16 @@ FROM a ORDER BY a.actor`,
 	})
 }
 
+// RaiseAlert stores an alert raised by an event itself rather than by the
+// periodic scan (a break-the-glass grant), and audits it, in tx. It reports
+// false when the same alert (detector, actor, patient, window start) exists.
+func RaiseAlert(ctx context.Context, tx pgx.Tx, a Alert, now time.Time) (bool, error) {
+	if a.WindowStart.IsZero() {
+		a.WindowStart, a.WindowEnd = now, now
+	}
+	return insertAlert(ctx, tx, &a, now)
+}
+
 // insertAlert stores a and audits it; false if this window's alert exists.
 func insertAlert(ctx context.Context, tx pgx.Tx, a *Alert, now time.Time) (bool, error) {
 	detail, err := json.Marshal(a.Detail)

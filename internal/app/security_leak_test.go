@@ -224,6 +224,34 @@ func TestSecurityLeakAcrossTenants(t *testing.T) {
 				t.Errorf("%d grants for A's clinicians, want %d", n, len(clinical)*len(bPatients))
 			}
 		},
+		"audit.export": func(t *testing.T) {
+			for _, q := range []string{"", "?format=fhir", "?format=fhir-ndjson", "?patient=" + bPatients[0]} {
+				r := h.call("GET", "/api/v1/audit/export"+q, tok["privacy_officer"], nil, nil)
+				if r.status != http.StatusOK {
+					t.Fatalf("export%s: %d %s", q, r.status, r.body)
+				}
+				noB(t, "audit export"+q, r)
+				if strings.Contains(string(r.body), `"`+b.id+`"`) {
+					t.Errorf("export%s names tenant %s", q, b.id)
+				}
+			}
+		},
+		"audit.alerts": func(t *testing.T) {
+			r := h.call("GET", "/api/v1/audit/alerts?since=2000-01-01T00:00:00Z", tok["privacy_officer"], nil, nil)
+			if r.status != http.StatusOK {
+				t.Fatalf("alerts: %d %s", r.status, r.body)
+			}
+			noB(t, "audit alerts", r)
+		},
+		"audit.disclosures": func(t *testing.T) {
+			for _, p := range bPatients {
+				r := h.call("GET", "/api/v1/audit/disclosures?patient="+p, tok["privacy_officer"], nil, nil)
+				if r.status != http.StatusOK {
+					t.Fatalf("disclosures: %d %s", r.status, r.body)
+				}
+				noB(t, "audit disclosures", r)
+			}
+		},
 		"rules.publish":  rulesLeakCase(h, b, "rules.publish"),
 		"rules.activate": rulesLeakCase(h, b, "rules.activate"),
 		"rules.list":     rulesLeakCase(h, b, "rules.list"),
@@ -255,7 +283,8 @@ func TestSecurityLeakAcrossTenants(t *testing.T) {
 			if ep.Name == "decision.explain" {
 				path = strings.ReplaceAll(ep.Pattern, "{id}", bDecisions[0])
 			}
-			role := map[string]string{"intake": "integration", "audit.search": "privacy_officer", "breakglass.list": "privacy_officer"}[ep.Name]
+			role := map[string]string{"intake": "integration", "audit.search": "privacy_officer", "breakglass.list": "privacy_officer",
+				"audit.export": "privacy_officer", "audit.alerts": "privacy_officer", "audit.disclosures": "privacy_officer"}[ep.Name]
 			if role == "" {
 				role = "physician"
 			}
