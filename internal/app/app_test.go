@@ -316,3 +316,23 @@ func TestFHIROutageEndsInManualTriage(t *testing.T) {
 		})
 	}
 }
+
+// In shadow mode the model drafts and is recorded, but the decision and the
+// queue use the baseline: the model's draft is never shown.
+func TestShadowModeRecordsButDoesNotUseTheModel(t *testing.T) {
+	t.Parallel()
+	srv := llmtest.New(t, llmtest.Fixed(llmtest.Answer(`{"priority":"stat","route":"oncall","rationale":"x","claims":[{"text":"y","evidence":["Communication/scn-msg-refill"]}],"confidence":0.99,"reply_draft":""}`)))
+	h := newHarness(t, harnessOpts{llmURL: srv.URL, llmMode: store.LLMShadow})
+	ref := h.refs["scn-msg-refill"]
+	h.postRef(ref)
+	d := h.waitDecided(ref)
+	if d.Priority != "routine" || d.Disposition != "SUGGESTED" {
+		t.Fatalf("shadow decision %+v: the model's stat draft leaked into the decision", d)
+	}
+	if srv.Calls() == 0 {
+		t.Fatal("the model was not called in shadow mode")
+	}
+	if n := h.count(`SELECT count(*) FROM decision_revisions WHERE record->'shadow_draft'->>'shadow' = 'true' AND record->'shadow_draft'->'params'->>'model' = 'test-model' AND record->'draft'->>'baseline' = 'true'`); n != 1 {
+		t.Fatalf("%d revisions record the shadow draft beside the baseline draft", n)
+	}
+}
