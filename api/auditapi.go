@@ -135,14 +135,9 @@ func (s *Server) auditExport(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 
 // auditAlerts lists the anomaly detectors' alerts, newest first.
 func (s *Server) auditAlerts(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	since := s.d.Now().UTC().Add(-30 * 24 * time.Hour)
-	if v := r.URL.Query().Get("since"); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil {
-			writeError(w, r, http.StatusBadRequest, "invalid", "since must be RFC 3339")
-			return
-		}
-		since = t
+	since, ok := s.since(w, r)
+	if !ok {
+		return
 	}
 	var alerts []audit.Alert
 	err := s.d.DB.InTenant(r.Context(), rc.tenant, func(tx pgx.Tx) error {
@@ -193,4 +188,18 @@ func (s *Server) auditDisclosures(w http.ResponseWriter, r *http.Request, rc *re
 		ds = []audit.Disclosure{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"patient": patient, "disclosures": ds})
+}
+
+// since reads the optional ?since= (RFC 3339; default 30 days ago), answering 400 itself when malformed.
+func (s *Server) since(w http.ResponseWriter, r *http.Request) (time.Time, bool) {
+	v := r.URL.Query().Get("since")
+	if v == "" {
+		return s.d.Now().UTC().Add(-30 * 24 * time.Hour), true
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, "invalid", "since must be RFC 3339")
+		return time.Time{}, false
+	}
+	return t, true
 }

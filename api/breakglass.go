@@ -61,14 +61,9 @@ func (s *Server) breakGlass(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 }
 
 func (s *Server) listBreakGlass(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	since := s.d.Now().UTC().Add(-30 * 24 * time.Hour)
-	if v := r.URL.Query().Get("since"); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil {
-			writeError(w, r, http.StatusBadRequest, "invalid", "since must be RFC 3339")
-			return
-		}
-		since = t
+	since, ok := s.since(w, r)
+	if !ok {
+		return
 	}
 	var grants []access.Grant
 	err := s.d.DB.InTenant(r.Context(), rc.tenant, func(tx pgx.Tx) error {

@@ -112,20 +112,17 @@ func (d *demo) run(ctx context.Context, dbName, stateDir string, timeout time.Du
 
 	// 3. A FHIR server with the bundled Synthea patients and the scenario resources.
 	fstore := fhir.NewStore()
-	n, err := fstore.LoadFS(fixtures.Synthea(), ".")
-	if err != nil {
-		return fmt.Errorf("load fixtures: %w", err)
-	}
-	scenarioRefs, err := putScenarios(fstore)
+	scenarioRefs, err := fixtures.Load(fstore)
 	if err != nil {
 		return err
 	}
+	patients, _ := fs.Glob(fixtures.Synthea(), "*.json")
 	fhirURL, stopFHIR, err := serveLocal(fhir.NewHandler(fstore))
 	if err != nil {
 		return err
 	}
 	defer stopFHIR()
-	d.say("fhir server  %s (%d Synthea resources + %d scenario resources)", fhirURL, n, len(scenarioRefs))
+	d.say("fhir server  %s (%d Synthea patients + %d scenario resources)", fhirURL, len(patients), len(scenarioRefs))
 
 	// 4. An identity provider, and the escalation webhook.
 	idp, err := devidp.New("http://127.0.0.1/demo-idp", "vigil", nil)
@@ -454,27 +451,6 @@ func (d *demo) printTable(rows []demoRow, events []demoEvent) {
 		drafter = rows[len(rows)-1].drafter
 	}
 	d.say("\n%d decisions (%s); drafter used: %s", len(rows), strings.Join(parts, ", "), drafter)
-}
-
-// putScenarios stores the scenario resources in the FHIR store, returning their pinned references by id.
-func putScenarios(s *fhir.Store) (map[string]fhir.Ref, error) {
-	out := map[string]fhir.Ref{}
-	err := fs.WalkDir(fixtures.Scenarios(), ".", func(path string, de fs.DirEntry, err error) error {
-		if err != nil || de.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(fixtures.Scenarios(), path)
-		if err != nil {
-			return err
-		}
-		r, err := s.Put(b)
-		if err != nil {
-			return fmt.Errorf("scenario %s: %w", path, err)
-		}
-		out[r.ID] = r.Ref()
-		return nil
-	})
-	return out, err
 }
 
 func intakeBody(ev demoEvent, number int) ([]byte, error) {

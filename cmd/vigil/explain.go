@@ -49,11 +49,8 @@ func runExplain(ctx context.Context, g *globals, args []string) int {
 	}
 	defer db.Close()
 	if *tenant == "" {
-		// Only an operator whose role bypasses RLS (the database owner in development) can search all tenants.
-		if err := db.Global(ctx, func(tx pgx.Tx) error {
-			return tx.QueryRow(ctx, `SELECT tenant_id FROM decisions WHERE id::text = $1`, id).Scan(tenant)
-		}); err != nil {
-			fmt.Fprintf(g.Stderr, "vigil explain: decision %s not found (pass --tenant if your role is tenant-scoped)\n", id)
+		if *tenant, err = decisionTenant(ctx, db, id); err != nil {
+			fmt.Fprintf(g.Stderr, "vigil explain: %v\n", err)
 			return 1
 		}
 	}
@@ -100,4 +97,18 @@ func runExplain(ctx context.Context, g *globals, args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// decisionTenant finds the tenant of a decision. Only an operator whose role
+// bypasses RLS (the database owner in development) can search all tenants;
+// others pass --tenant.
+func decisionTenant(ctx context.Context, db *store.DB, id string) (string, error) {
+	var tenant string
+	err := db.Global(ctx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT tenant_id FROM decisions WHERE id::text = $1`, id).Scan(&tenant)
+	})
+	if err != nil {
+		return "", fmt.Errorf("decision %s not found (pass --tenant if your role is tenant-scoped)", id)
+	}
+	return tenant, nil
 }

@@ -694,13 +694,12 @@ func rulesReplay(ctx context.Context, g *globals, args []string) int {
 	}
 	defer db.Close()
 	if *tenant == "" {
-		// Only an operator whose role bypasses RLS (the owner in development) finds the tenant itself.
-		if err := db.Global(ctx, func(tx pgx.Tx) error {
-			return tx.QueryRow(ctx, `SELECT tenant_id FROM decisions WHERE id::text = $1`, id).Scan(tenant)
-		}); err != nil {
-			fmt.Fprintf(g.Stderr, "vigil rules replay: decision %s not found (pass --tenant if your role is tenant-scoped)\n", id)
+		t, err := decisionTenant(ctx, db, id)
+		if err != nil {
+			fmt.Fprintf(g.Stderr, "vigil rules replay: %v\n", err)
 			return 1
 		}
+		*tenant = t
 	}
 	actor := rulesActor(g, *as)
 	var res *triage.ReplayResult

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -59,26 +58,8 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	ctx := context.Background()
 
 	h.fhir = fhir.NewStore()
-	if _, err := h.fhir.LoadFS(fixtures.Synthea(), "."); err != nil {
-		t.Fatal(err)
-	}
-	h.refs = map[string]fhir.Ref{}
-	err := fs.WalkDir(fixtures.Scenarios(), ".", func(p string, de fs.DirEntry, err error) error {
-		if err != nil || de.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(fixtures.Scenarios(), p)
-		if err != nil {
-			return err
-		}
-		r, err := h.fhir.Put(b)
-		if err != nil {
-			return err
-		}
-		h.refs[r.ID] = r.Ref()
-		return nil
-	})
-	if err != nil {
+	var err error
+	if h.refs, err = fixtures.Load(h.fhir); err != nil {
 		t.Fatal(err)
 	}
 	var fh http.Handler = fhir.NewHandler(h.fhir)

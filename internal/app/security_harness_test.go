@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -65,26 +64,12 @@ func (h *harness) addTenant(id string) *peerTenant {
 	h.t.Helper()
 	p := &peerTenant{id: id, refs: map[string]fhir.Ref{}}
 	st := fhir.NewStore()
-	if _, err := st.LoadFS(fixtures.Synthea(), "."); err != nil {
-		h.t.Fatal(err)
-	}
-	err := fs.WalkDir(fixtures.Scenarios(), ".", func(path string, de fs.DirEntry, err error) error {
-		if err != nil || de.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(fixtures.Scenarios(), path)
-		if err != nil {
-			return err
-		}
-		r, err := st.Put(b)
-		if err != nil {
-			return err
-		}
-		p.refs[r.ID] = r.Ref()
-		return nil
-	})
+	refs, err := fixtures.Load(st)
 	if err != nil {
 		h.t.Fatal(err)
+	}
+	for k, v := range refs {
+		p.refs[k] = v
 	}
 	fsrv := httptest.NewServer(fhir.NewHandler(st))
 	h.t.Cleanup(fsrv.Close)
