@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -182,8 +183,16 @@ func (d *demo) run(ctx context.Context, dbName, stateDir string, timeout time.Du
 	if err != nil {
 		return err
 	}
+	// The process log (JSON, no PHI) goes to a file so the terminal shows the demo.
+	logPath := filepath.Join(stateDir, "vigil.log")
+	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	logger := slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	a, err := app.New(ctx, app.Config{AppDatabaseURL: appURL, Keys: keys, Audience: "vigil", AllowInsecureLoopback: true,
-		FHIRBaseBackoff: 100 * time.Millisecond, Logger: d.g.Logger})
+		FHIRBaseBackoff: 100 * time.Millisecond, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -200,7 +209,7 @@ func (d *demo) run(ctx context.Context, dbName, stateDir string, timeout time.Du
 		return err
 	}
 	defer stopAPI()
-	d.say("vigil api    %s (development plaintext on loopback; production requires TLS)\n", apiURL)
+	d.say("vigil api    %s (development plaintext on loopback; production requires TLS); process log: %s\n", apiURL, logPath)
 
 	// 7. The EHR posts its events.
 	token, err := idp.Mint(devidp.Token{Subject: "ehr-integration", ClientID: "ehr-integration", Role: "integration", Scopes: "system/Subscription.c"})
