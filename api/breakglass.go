@@ -45,7 +45,7 @@ func (s *Server) breakGlass(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 			return err
 		}
 		// The privacy office is alerted at once, not at the next anomaly scan.
-		_, err = audit.RaiseAlert(r.Context(), tx, audit.Alert{TenantID: rc.tenant, Detector: "break_glass", Severity: "high",
+		_, err = audit.RaiseAlert(r.Context(), tx, audit.Alert{TenantID: rc.tenant, Detector: "break_glass_grant", Severity: "high",
 			Actor: rc.actor.Subject, PatientRef: g.PatientRef, Value: 1, Detail: map[string]any{"grant_id": g.ID}}, s.d.Now().UTC())
 		return err
 	})

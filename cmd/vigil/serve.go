@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vigil-health/vigil/access"
+	"github.com/vigil-health/vigil/audit"
 	"github.com/vigil-health/vigil/internal/app"
 	"github.com/vigil-health/vigil/seal"
 	"github.com/vigil-health/vigil/workers"
@@ -125,6 +127,17 @@ func maintenanceConfig(ctx context.Context, g *globals) (workers.Maintenance, fu
 	}
 	if m.Anomalies, err = e.boolean("VIGIL_AUDIT_ANOMALIES", true); err != nil {
 		return m, closer, err
+	}
+	if path := e.str("VIGIL_AUDIT_DETECTORS", ""); path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return m, closer, fmt.Errorf("VIGIL_AUDIT_DETECTORS: %w", err)
+		}
+		m.Detectors, err = audit.LoadDetectorConfig(f)
+		f.Close()
+		if err != nil {
+			return m, closer, fmt.Errorf("VIGIL_AUDIT_DETECTORS: %w", err)
+		}
 	}
 	return m, closer, nil
 }

@@ -106,7 +106,7 @@ func TestDisclosuresListBreakGlassAccess(t *testing.T) {
 		t.Fatalf("%d high-severity break-glass events", n)
 	}
 	status, body = h.do("GET", "/api/v1/audit/alerts", h.token("privacy_officer", auditorScopes), nil)
-	if status != 200 || !strings.Contains(string(body), "break_glass") {
+	if status != 200 || !strings.Contains(string(body), "break_glass_grant") {
 		t.Fatalf("alerts after a break-the-glass grant: %d %s", status, body)
 	}
 }
