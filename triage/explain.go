@@ -2,6 +2,7 @@ package triage
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/vigil-health/vigil/audit"
 	"github.com/vigil-health/vigil/seal"
 )
 
@@ -17,6 +19,18 @@ import (
 type Explanation struct {
 	Decision  *Decision  `json:"decision"`
 	Revisions []Revision `json:"revisions"`
+	// Audit lists the decision's entries in the tenant's hash chain (its chain position).
+	Audit []AuditEntry `json:"audit"`
+}
+
+// AuditEntry is one audit record about the decision.
+type AuditEntry struct {
+	Seq     int64     `json:"seq"`
+	At      time.Time `json:"at"`
+	Actor   string    `json:"actor"`
+	Verb    string    `json:"verb"`
+	Outcome string    `json:"outcome"`
+	Hash    string    `json:"hash"`
 }
 
 // Revision is one stored revision.
@@ -58,6 +72,13 @@ func Explain(ctx context.Context, tx pgx.Tx, tenantID, id string, sealer *seal.S
 	}
 	rows.Close()
 	ex := &Explanation{Decision: d}
+	page, err := audit.Search(ctx, tx, audit.Query{DecisionID: d.ID, Limit: 1000})
+	if err != nil {
+		return nil, fmt.Errorf("triage: explain: audit entries: %w", err)
+	}
+	for _, r := range page.Records {
+		ex.Audit = append(ex.Audit, AuditEntry{Seq: r.Seq, At: r.OccurredAt, Actor: r.Actor, Verb: r.Verb, Outcome: r.Outcome, Hash: hex.EncodeToString(r.Hash)})
+	}
 	for _, r := range rs {
 		if err := json.Unmarshal(r.rec, &r.rev.Record); err != nil {
 			return nil, fmt.Errorf("triage: explain: revision %d record: %w", r.rev.Revision, err)
@@ -192,6 +213,12 @@ func (ex *Explanation) WriteText(w io.Writer) error {
 			if s.ReplyDraft != "" {
 				fmt.Fprintf(&b, "  reply draft (sealed, released only on approval): %s\n", s.ReplyDraft)
 			}
+		}
+	}
+	if len(ex.Audit) > 0 {
+		b.WriteString("\nAudit chain entries\n")
+		for _, a := range ex.Audit {
+			fmt.Fprintf(&b, "  seq %d  %s  %-28s %-8s by %s  hash %s\n", a.Seq, a.At.Format(time.RFC3339), a.Verb, a.Outcome, a.Actor, short(a.Hash))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
