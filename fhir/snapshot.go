@@ -3,6 +3,7 @@ package fhir
 import (
 	"context"
 	"fmt"
+	"golang.org/x/sync/errgroup"
 	"net/url"
 	"slices"
 	"strings"
@@ -136,51 +137,44 @@ type dated struct {
 }
 
 func (b *builder) build(ctx context.Context) ([]*Resource, error) {
-	var out []*Resource
-
-	obs, err := b.fetch(ctx, "Observation", url.Values{"patient": {b.patient}}, func(f clinicalFields) bool {
-		return f.Subject.key() == b.patient
-	})
-	if err != nil {
-		return nil, err
-	}
-	out = append(out, b.newest(obs, b.opts.ObservationWindow, b.opts.MaxObservations, observationTime)...)
-
-	meds, err := b.fetch(ctx, "MedicationRequest", url.Values{"patient": {b.patient}, "status": {"active"}}, func(f clinicalFields) bool {
-		return f.Subject.key() == b.patient && f.Status == "active"
-	})
-	if err != nil {
-		return nil, err
-	}
-	out = append(out, resources(meds)...)
-
-	conds, err := b.fetch(ctx, "Condition", url.Values{"patient": {b.patient}}, func(f clinicalFields) bool {
-		return f.Subject.key() == b.patient &&
-			(f.ClinicalStatus == nil || len(f.ClinicalStatus.Coding) == 0 || f.ClinicalStatus.hasCode("active", "recurrence", "relapse"))
-	})
-	if err != nil {
-		return nil, err
-	}
-	out = append(out, resources(conds)...)
-
-	allergies, err := b.fetch(ctx, "AllergyIntolerance", url.Values{"patient": {b.patient}}, func(f clinicalFields) bool {
-		return f.Patient.key() == b.patient
-	})
-	if err != nil {
-		return nil, err
-	}
-	out = append(out, resources(allergies)...)
-
 	isPatients := func(f clinicalFields) bool { return f.Subject.key() == b.patient || f.Sender.key() == b.patient }
-	msgs, err := b.fetch(ctx, "Communication", url.Values{"subject": {b.patient}}, isPatients)
-	if err != nil {
+	searches := []struct {
+		typ    string
+		params url.Values
+		keep   func(clinicalFields) bool
+	}{
+		{"Observation", url.Values{"patient": {b.patient}}, func(f clinicalFields) bool { return f.Subject.key() == b.patient }},
+		{"MedicationRequest", url.Values{"patient": {b.patient}, "status": {"active"}}, func(f clinicalFields) bool {
+			return f.Subject.key() == b.patient && f.Status == "active"
+		}},
+		{"Condition", url.Values{"patient": {b.patient}}, func(f clinicalFields) bool {
+			return f.Subject.key() == b.patient &&
+				(f.ClinicalStatus == nil || len(f.ClinicalStatus.Coding) == 0 || f.ClinicalStatus.hasCode("active", "recurrence", "relapse"))
+		}},
+		{"AllergyIntolerance", url.Values{"patient": {b.patient}}, func(f clinicalFields) bool { return f.Patient.key() == b.patient }},
+		{"Communication", url.Values{"subject": {b.patient}}, isPatients},
+		{"Communication", url.Values{"sender": {b.patient}}, isPatients},
+	}
+	// The searches are independent: run them at once, so a remote server's
+	// latency is paid once rather than six times.
+	results := make([][]fetched, len(searches))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, sr := range searches {
+		g.Go(func() error {
+			var err error
+			results[i], err = b.fetch(gctx, sr.typ, sr.params, sr.keep)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	sent, err := b.fetch(ctx, "Communication", url.Values{"sender": {b.patient}}, isPatients)
-	if err != nil {
-		return nil, err
-	}
-	msgs = append(msgs, sent...)
+	var out []*Resource
+	out = append(out, b.newest(results[0], b.opts.ObservationWindow, b.opts.MaxObservations, observationTime)...)
+	out = append(out, resources(results[1])...)
+	out = append(out, resources(results[2])...)
+	out = append(out, resources(results[3])...)
+	msgs := append(results[4], results[5]...)
 	out = append(out, b.newest(msgs, b.opts.CommunicationWindow, MaxPriorCommunications, communicationTime)...)
 
 	out = dedupe(out)
