@@ -5,6 +5,7 @@ import (
 	"math"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -63,28 +64,41 @@ const (
 	ProblemDosing             = "reply contains dosing instructions"
 )
 
-// Verifier verifies drafts. It is immutable and safe for concurrent use;
-// build one with NewVerifier and reuse it (Verify uses a shared one).
+// Verifier verifies drafts. It is safe for concurrent use; its only mutable
+// state is the per-resource fact cache (see the package documentation).
+// Build one with NewVerifier and reuse it (Verify uses a shared one).
 type Verifier struct {
 	units        *unitTable
 	ex           *extractor
 	skipKeys     map[string]bool
 	dateKeys     map[string]bool
-	drugs        *regexp.Regexp
-	conds        *regexp.Regexp
+	drugs        *phraseMatcher
+	conds        *phraseMatcher
 	condSyn      map[string][]string // term → its group
 	doseName     *regexp.Regexp
 	stop         map[string]bool
 	dosing       []*regexp.Regexp
-	analytes     *regexp.Regexp
+	analytes     *phraseMatcher
 	analyteGroup map[string][]string // lower-cased term → its group
+	drugSyn      map[string][]string // lower-cased drug name → its synonyms (generic and brands)
+	cache        *factCache
 }
 
 // NewVerifier compiles the vocabularies and patterns.
 func NewVerifier() *Verifier {
 	u := newUnitTable()
 	v := &Verifier{units: u, ex: newExtractor(u.syn), skipKeys: skipKeys(), dateKeys: dateKeys(), condSyn: map[string][]string{}}
-	v.drugs = wordsRegexp(commonDrugs())
+	v.drugSyn = map[string][]string{}
+	drugs := commonDrugs()
+	for _, g := range drugSynonyms() {
+		for _, t := range g {
+			v.drugSyn[t] = g
+		}
+		drugs = append(drugs, g...)
+	}
+	slices.Sort(drugs)
+	v.drugs = newPhraseMatcher(slices.Compact(drugs))
+	v.cache = newFactCache()
 	var terms []string
 	for _, g := range conditionGroups() {
 		for _, t := range g {
@@ -92,7 +106,7 @@ func NewVerifier() *Verifier {
 			terms = append(terms, t)
 		}
 	}
-	v.conds = wordsRegexp(terms)
+	v.conds = newPhraseMatcher(terms)
 	v.analyteGroup = map[string][]string{}
 	var aterms []string
 	for _, g := range analyteGroups() {
@@ -101,7 +115,7 @@ func NewVerifier() *Verifier {
 			aterms = append(aterms, t)
 		}
 	}
-	v.analytes = wordsRegexp(aterms)
+	v.analytes = newPhraseMatcher(aterms)
 	v.doseName = regexp.MustCompile(`(?i)\b([a-z][a-z\-]{3,})\s+(\d+(?:\.\d+)?)\s*(mg|mcg|µg|ug|g|ml|units?|iu)\b`)
 	v.stop = map[string]bool{}
 	for _, w := range strings.Fields(`take takes taking took of to at is was were are the dose doses dosing about and with on by from
@@ -119,18 +133,21 @@ func NewVerifier() *Verifier {
 		regexp.MustCompile(`(?i)\b(stop|start|skip|resume)\s+taking\b`),
 		regexp.MustCompile(`(?i)\b(twice|once|three times|four times)\s+(a day|daily)\b`),
 		regexp.MustCompile(`(?i)\bevery\s+\d+\s+hours\b`),
+		// "double your hydrochlorothiazide", "hold the lisinopril", "cut back on your water pill"
+		regexp.MustCompile(`(?i)\b(increase|decrease|reduce|double|halve|raise|lower|adjust|change|stop|skip|hold|pause|discontinue|cut back on|cut down on|come off|go off)\s+(your|the|all)\s+(?:\w+\s+){0,2}?(` +
+			strings.Join(drugAlternatives(drugs), "|") + `|medications?|medicines?|meds|dose|dosage|pills?|tablets?|insulin|water pill|diuretic|prescriptions?)\b`),
+		regexp.MustCompile(`(?i)\b(an?|one|two|another)\s+(extra|additional|more|double|half)\s+(dose|tablet|pill|capsule|injection|puff|shot)s?\b`),
 	}
 	return v
 }
 
-func wordsRegexp(words []string) *regexp.Regexp {
+func drugAlternatives(words []string) []string {
 	ws := slices.Clone(words)
 	slices.SortFunc(ws, func(a, b string) int { return len(b) - len(a) })
-	alts := make([]string, len(ws))
 	for i, w := range ws {
-		alts[i] = regexp.QuoteMeta(w)
+		ws[i] = regexp.QuoteMeta(w)
 	}
-	return regexp.MustCompile(`(?i)\b(` + strings.Join(alts, "|") + `)\b`)
+	return ws
 }
 
 var shared = sync.OnceValue(NewVerifier)
@@ -159,7 +176,7 @@ func (v *Verifier) Verify(snap *fhir.Snapshot, d llm.Draft, opts Options) Result
 	all := map[*fhir.Resource]*resourceFacts{}
 	var everything scope
 	for _, r := range snap.Resources() {
-		f := v.indexResource(r, opts.Now)
+		f := v.facts(r).withAge(opts.Now)
 		all[r] = f
 		everything.facts = append(everything.facts, f)
 	}
@@ -189,17 +206,17 @@ func (v *Verifier) Verify(snap *fhir.Snapshot, d llm.Draft, opts Options) Result
 			cited.facts = append(cited.facts, all[r])
 		}
 		if len(cited.facts) > 0 {
-			cr.Problems = append(cr.Problems, v.checkText(c.Text, cited, everything, vocab, true)...)
+			cr.Problems = append(cr.Problems, v.checkText(c.Text, cited, everything, vocab, true, opts.Now)...)
 		}
 		cr.Problems = slices.Compact(cr.Problems)
 		cr.Grounded = len(cr.Problems) == 0
 		res.Claims = append(res.Claims, cr)
 	}
-	for _, p := range v.checkText(d.Rationale, everything, everything, vocab, false) {
+	for _, p := range v.checkText(d.Rationale, everything, everything, vocab, false, opts.Now) {
 		res.Problems = append(res.Problems, "rationale: "+p)
 	}
 	if d.ReplyDraft != "" {
-		for _, p := range v.checkText(d.ReplyDraft, everything, everything, vocab, false) {
+		for _, p := range v.checkText(d.ReplyDraft, everything, everything, vocab, false, opts.Now) {
 			res.Problems = append(res.Problems, "reply: "+p)
 		}
 		for _, re := range v.dosing {
@@ -266,7 +283,7 @@ func hasWord(hay, term string) bool {
 // for claim text (checked against the cited resources, whose text also
 // grounds medication and condition mentions). Ages are always checked
 // against the snapshot's Patient (all).
-func (v *Verifier) checkText(text string, sc, all scope, voc vocab, claim bool) []string {
+func (v *Verifier) checkText(text string, sc, all scope, voc vocab, claim bool, now time.Time) []string {
 	if strings.TrimSpace(text) == "" {
 		return nil
 	}
@@ -293,18 +310,94 @@ func (v *Verifier) checkText(text string, sc, all scope, voc vocab, claim bool) 
 			probs = append(probs, fmt.Sprintf("number %q does not match the %s", q.raw, where(claim)))
 		}
 	}
+	// In a claim, a date written in the same clause as values must be a date
+	// of a resource those values come from ("Potassium 4.7 two days ago"
+	// citing the potassium result and the message is not grounded by the
+	// message's date).
+	dsc := func(raw string) scope { return sc }
+	if claim {
+		dsc = v.dateScoper(text, tf, sc)
+	}
 	for i, d := range tf.dates {
-		if !anyFacts(sc, func(f *resourceFacts) bool { return f.dates[d] }) {
+		if !anyFacts(dsc(tf.dateRaw[i]), func(f *resourceFacts) bool { return f.dates[d] }) {
 			probs = append(probs, fmt.Sprintf("date %q does not match the %s", tf.dateRaw[i], where(claim)))
 		}
 	}
 	for i, m := range tf.months {
-		if !anyFacts(sc, func(f *resourceFacts) bool { return f.months[m] }) {
+		if !anyFacts(dsc(tf.monthRaw[i]), func(f *resourceFacts) bool { return f.months[m] }) {
 			probs = append(probs, fmt.Sprintf("date %q does not match the %s", tf.monthRaw[i], where(claim)))
 		}
 	}
+	for i, md := range tf.monthDays {
+		// A date without a year ("Dec 1") reads as within the past year.
+		ok := anyFacts(dsc(tf.monthDayRaw[i]), func(f *resourceFacts) bool {
+			for d := range f.dates {
+				if strings.HasSuffix(d, "-"+md) && (now.IsZero() || withinDays(d, now, 0, 366)) {
+					return true
+				}
+			}
+			return false
+		})
+		if !ok {
+			probs = append(probs, fmt.Sprintf("date %q does not match the %s", tf.monthDayRaw[i], where(claim)))
+		}
+	}
+	citedLower := ""
+	if !now.IsZero() && len(tf.rel) > 0 {
+		var ts []string
+		for _, f := range sc.facts {
+			ts = append(ts, f.text)
+		}
+		citedLower = strings.Join(ts, " ")
+	}
+	for _, r := range tf.rel {
+		if now.IsZero() || hasWord(citedLower, strings.ToLower(r.raw)) {
+			continue // no reference time, or the cited text says the same ("used it yesterday")
+		}
+		if !claim && !r.past {
+			continue // "we will call you today" in a reply or rationale is a plan, not a fact
+		}
+		lo, hi := r.window(now)
+		ok := anyFacts(dsc(r.raw), func(f *resourceFacts) bool {
+			for d := range f.dates {
+				if withinDays(d, now, lo, hi) {
+					return true
+				}
+			}
+			return false
+		})
+		if !ok {
+			probs = append(probs, fmt.Sprintf("relative date %q does not match the %s", r.raw, where(claim)))
+		}
+	}
+	for _, c := range tf.counts {
+		n := 0
+		for _, f := range all.facts {
+			if f.kind == "Observation" && f.analyte != "" && sameAnalyte(c.group, f.analyte) {
+				n++
+			}
+		}
+		if n != c.n {
+			probs = append(probs, fmt.Sprintf("count %q does not match the record", c.raw))
+		}
+	}
+	if len(tf.bpPairs) > 0 && anyFacts(sc, func(f *resourceFacts) bool { return len(f.bpPairs) > 0 }) {
+		for i, p := range tf.bpPairs {
+			ok := anyFacts(sc, func(f *resourceFacts) bool {
+				for _, rp := range f.bpPairs {
+					if roundMatch(rp[0], p[0]) && roundMatch(rp[1], p[1]) {
+						return true
+					}
+				}
+				return false
+			})
+			if !ok {
+				probs = append(probs, fmt.Sprintf("blood pressure %q does not match the %s", tf.pairRaw[i], where(claim)))
+			}
+		}
+	}
 	for _, y := range tf.years {
-		if !anyFacts(sc, func(f *resourceFacts) bool { return f.years[y] }) {
+		if !anyFacts(dsc(strconv.Itoa(y)), func(f *resourceFacts) bool { return f.years[y] }) {
 			probs = append(probs, fmt.Sprintf("year %d does not match the %s", y, where(claim)))
 		}
 	}
@@ -329,19 +422,19 @@ func (v *Verifier) checkText(text string, sc, all scope, voc vocab, claim bool) 
 		citedText = strings.Join(ts, " ")
 	}
 	seen := map[string]bool{}
-	for _, m := range v.drugs.FindAllString(text, -1) {
+	for _, m := range v.drugs.findAll(text) {
 		m = strings.ToLower(m)
 		if seen[m] {
 			continue
 		}
 		seen[m] = true
-		if !hasWord(voc.meds, m) && !(claim && hasWord(citedText, m)) {
+		if !v.drugKnown(m, voc, claim, citedText) {
 			probs = append(probs, fmt.Sprintf("medication %q is not in the record", m))
 		}
 	}
 	for _, m := range v.doseName.FindAllStringSubmatch(text, -1) {
 		name := strings.ToLower(m[1])
-		if seen[name] || v.stop[name] || v.units.canon(name) != "" {
+		if seen[name] || v.stop[name] || v.units.canon(name) != "" || v.analyteGroup[name] != nil {
 			continue
 		}
 		seen[name] = true
@@ -349,7 +442,7 @@ func (v *Verifier) checkText(text string, sc, all scope, voc vocab, claim bool) 
 			probs = append(probs, fmt.Sprintf("medication %q is not in the record", name))
 		}
 	}
-	for _, m := range v.conds.FindAllString(text, -1) {
+	for _, m := range v.conds.findAll(text) {
 		m = strings.ToLower(m)
 		if seen[m] {
 			continue
@@ -367,6 +460,33 @@ func (v *Verifier) checkText(text string, sc, all scope, voc vocab, claim bool) 
 		}
 	}
 	return probs
+}
+
+// drugKnown reports whether a drug named in a draft (or one of its
+// synonyms: generic, brand, abbreviation) is in the record or the cited text.
+func (v *Verifier) drugKnown(m string, voc vocab, claim bool, citedText string) bool {
+	names := v.drugSyn[m]
+	if names == nil {
+		names = []string{m}
+	}
+	for _, t := range names {
+		if hasWord(voc.meds, t) || (claim && hasWord(citedText, t)) {
+			return true
+		}
+	}
+	return false
+}
+
+// withinDays reports whether the date d (YYYY-MM-DD) lies between lo and hi
+// days before now's date.
+func withinDays(d string, now time.Time, lo, hi float64) bool {
+	t, err := time.Parse("2006-01-02", d)
+	if err != nil {
+		return false
+	}
+	n := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	days := n.Sub(t).Hours() / 24
+	return days >= lo && days <= hi
 }
 
 func where(claim bool) string {
@@ -400,18 +520,76 @@ func sameAnalyte(group []string, resourceAnalyte string) bool {
 }
 
 func numberIn(q quantity, sc scope) bool {
-	return anyFacts(sc, func(f *resourceFacts) bool {
-		for _, r := range f.numbers {
-			if sameAnalyte(q.group, r.analyte) && roundMatch(r.n, q.n) {
-				return true
+	return anyFacts(sc, func(f *resourceFacts) bool { return numberOf(q, f) })
+}
+
+func numberOf(q quantity, f *resourceFacts) bool {
+	for _, r := range f.numbers {
+		if sameAnalyte(q.group, r.analyte) && roundMatch(r.n, q.n) {
+			return true
+		}
+	}
+	return false
+}
+
+// clauseOf returns the index of the clause of text holding byte pos:
+// clauses end at ";", a line break or a sentence end (". ", "! ", "? ").
+func clauseOf(text string, pos int) int {
+	n := 0
+	for i := 0; i < pos && i < len(text); i++ {
+		switch text[i] {
+		case ';', '\n':
+			n++
+		case '.', '!', '?':
+			if i+1 < len(text) && text[i+1] == ' ' {
+				n++
 			}
 		}
-		return false
-	})
+	}
+	return n
+}
+
+// dateScoper returns, for a date written in text, the cited resources it
+// must belong to: those grounding a value in the same clause, or all of sc
+// when the clause has no grounded value.
+func (v *Verifier) dateScoper(text string, tf textFacts, sc scope) func(raw string) scope {
+	byClause := map[int][]*resourceFacts{}
+	add := func(q quantity, match func(*resourceFacts) bool) {
+		pos := strings.Index(text, q.raw)
+		if pos < 0 {
+			return
+		}
+		c := clauseOf(text, pos)
+		for _, f := range sc.facts {
+			if match(f) && !slices.Contains(byClause[c], f) {
+				byClause[c] = append(byClause[c], f)
+			}
+		}
+	}
+	for _, q := range tf.quantities {
+		add(q, func(f *resourceFacts) bool { return v.quantityOf(q, f) })
+	}
+	for _, q := range tf.bare {
+		add(q, func(f *resourceFacts) bool { return numberOf(q, f) })
+	}
+	return func(raw string) scope {
+		pos := strings.Index(text, raw)
+		if pos < 0 {
+			return sc
+		}
+		if fs := byClause[clauseOf(text, pos)]; len(fs) > 0 {
+			return scope{facts: fs}
+		}
+		return sc
+	}
 }
 
 func (v *Verifier) quantityIn(q quantity, sc scope) bool {
-	return anyFacts(sc, func(f *resourceFacts) bool {
+	return anyFacts(sc, func(f *resourceFacts) bool { return v.quantityOf(q, f) })
+}
+
+func (v *Verifier) quantityOf(q quantity, f *resourceFacts) bool {
+	{
 		for _, r := range f.quantities {
 			if !sameAnalyte(q.group, r.analyte) {
 				continue
@@ -427,7 +605,7 @@ func (v *Verifier) quantityIn(q quantity, sc scope) bool {
 			}
 		}
 		return false
-	})
+	}
 }
 
 // EffectiveConfidence combines the model's self-reported confidence with

@@ -146,3 +146,27 @@ func analyteGroups() [][]string {
 		{"pain severity", "pain score", "pain"},
 	}
 }
+
+// drugSynonyms groups names of the same drug (generic, brands, common
+// abbreviations). A mention of any name is grounded when any name of its
+// group is in the record; a name absent from every group stands alone.
+func drugSynonyms() [][]string {
+	return [][]string{
+		{"hydrochlorothiazide", "hctz", "microzide"},
+		{"epinephrine", "epipen", "epi-pen", "adrenaclick", "auvi-q", "adrenaline"},
+		{"cyanocobalamin", "vitamin b12", "vitamin b 12", "b12"},
+		{"furosemide", "lasix"}, {"metformin", "glucophage"}, {"atorvastatin", "lipitor"}, {"simvastatin", "zocor"},
+		{"rosuvastatin", "crestor"}, {"amlodipine", "norvasc"}, {"levothyroxine", "synthroid", "levoxyl"},
+		{"warfarin", "coumadin", "jantoven"}, {"apixaban", "eliquis"}, {"rivaroxaban", "xarelto"}, {"clopidogrel", "plavix"},
+		{"sertraline", "zoloft"}, {"fluoxetine", "prozac"}, {"escitalopram", "lexapro"}, {"alprazolam", "xanax"},
+		{"lorazepam", "ativan"}, {"zolpidem", "ambien"}, {"ibuprofen", "advil", "motrin"},
+		{"acetaminophen", "paracetamol", "tylenol", "apap"}, {"naproxen", "aleve", "naprosyn"}, {"semaglutide", "ozempic", "wegovy"},
+		{"glargine", "lantus", "basaglar", "toujeo"}, {"lispro", "humalog"}, {"albuterol", "salbutamol", "ventolin", "proair"},
+		{"fluticasone", "flonase"}, {"montelukast", "singulair"}, {"omeprazole", "prilosec"}, {"esomeprazole", "nexium"},
+		{"diphenhydramine", "benadryl"}, {"lisinopril", "zestril", "prinivil"}, {"losartan", "cozaar"},
+		{"metoprolol", "lopressor", "toprol"}, {"cetirizine", "zyrtec"}, {"loratadine", "claritin"}, {"fexofenadine", "allegra"},
+		{"amoxicillin", "amoxil"}, {"azithromycin", "zithromax", "z-pak"}, {"prednisone", "deltasone"},
+		{"gabapentin", "neurontin"}, {"tramadol", "ultram"}, {"hydrocodone", "norco", "vicodin"}, {"oxycodone", "percocet", "oxycontin"},
+		{"astemizole", "hismanal"},
+	}
+}
