@@ -57,11 +57,30 @@ type lexiconYAML struct {
 		Fillers        []string `json:"fillers"`
 		ClauseVerbs    []string `json:"clause_verbs"`
 		Reopeners      []string `json:"reopeners"`
-		Window         int      `json:"window"`
+		// NotCues are spans in which a cue word is part of a finding, not
+		// a negation ("no one can wake him", "won't stop bleeding").
+		NotCues []string `json:"not_cues"`
+		Window  int      `json:"window"`
 	} `json:"negation"`
 	History struct {
 		Markers []string `json:"markers"`
 		Recency []string `json:"recency"`
+		// NotRecency spans are never recency markers ("still take" my
+		// aspirin is about the medicine, not the symptom).
+		NotRecency []string `json:"not_recency"`
+		// Others and Hypothetical markers say the finding is not the
+		// writer's or the patient's now: another person's past event ("my
+		// coworker had") or a hypothetical ("if I ever", "warning signs
+		// of"). They count only before the match, in the same clause,
+		// within AbsentWindow words, with no first-person word between. A
+		// recency marker or a present-tense word (Present) in the clause
+		// cancels an Others marker; a Now marker cancels a Hypothetical.
+		Others       []string `json:"others"`
+		Hypothetical []string `json:"hypothetical"`
+		AbsentWindow int      `json:"absent_window"`
+		FirstPerson  []string `json:"first_person"`
+		Present      []string `json:"present"`
+		Now          []string `json:"now"`
 	} `json:"history"`
 	Exclusions []string `json:"exclusions"`
 	// ScopedExclusions apply only to one category or concept.
@@ -101,6 +120,11 @@ type elem struct {
 type pattern struct {
 	src   string
 	elems []elem
+	// id indexes the pattern in lexicon.firstIndex when indexed is set:
+	// its first element is plain words (no stem, no number), so it can
+	// only start at a token whose first-word bitset has bit id.
+	id      int
+	indexed bool
 }
 
 type category struct {
@@ -114,6 +138,7 @@ type lexicon struct {
 	concepts     map[string][]pattern
 	conceptNames []string
 	cues         []pattern
+	notCues      []pattern
 	listCues     map[string]bool
 	andCues      map[string]bool
 	hedges       []pattern
@@ -128,6 +153,13 @@ type lexicon struct {
 	window       int
 	history      []pattern
 	recency      []pattern
+	notRecency   []pattern
+	others       []pattern
+	hypothetical []pattern
+	absentWindow int
+	firstPerson  map[string]bool
+	present      []pattern
+	now          []pattern
 	exclusions   []pattern
 	scoped       map[string][]pattern
 	improvements []pattern
@@ -140,6 +172,8 @@ type lexicon struct {
 	minWords     int
 	minShare     float64
 	byFirst      map[byte][]string
+	firstIndex   map[string][]int // first word -> ids of indexed patterns
+	npat         int
 }
 
 func (c *compiler) compileLexicon(fn string, src []byte) *lexicon {
@@ -175,10 +209,21 @@ func (c *compiler) compileLexicon(fn string, src []byte) *lexicon {
 		return out
 	}
 	lx.cues = compileList("negation cue", ly.Negation.Cues)
+	lx.notCues = compileList("not-cue", ly.Negation.NotCues)
 	lx.hedges = compileList("hedge", ly.Negation.Hedges)
 	lx.reopeners = compileList("reopener", ly.Negation.Reopeners)
 	lx.history = compileList("history marker", ly.History.Markers)
 	lx.recency = compileList("recency marker", ly.History.Recency)
+	lx.notRecency = compileList("not-recency marker", ly.History.NotRecency)
+	lx.others = compileList("others marker", ly.History.Others)
+	lx.hypothetical = compileList("hypothetical marker", ly.History.Hypothetical)
+	lx.present = compileList("present marker", ly.History.Present)
+	lx.now = compileList("now marker", ly.History.Now)
+	lx.firstPerson = set(ly.History.FirstPerson)
+	lx.absentWindow = ly.History.AbsentWindow
+	if lx.absentWindow <= 0 {
+		lx.absentWindow = 8
+	}
 	lx.exclusions = compileList("exclusion", ly.Exclusions)
 	lx.improvements = compileList("improvement", ly.Improvements)
 	lx.persistence = compileList("persistence", ly.Persistence)
@@ -225,6 +270,20 @@ func (c *compiler) compileLexicon(fn string, src []byte) *lexicon {
 	if bad {
 		return nil
 	}
+	lx.firstIndex = map[string][]int{}
+	for _, pts := range [][]pattern{lx.cues, lx.notCues, lx.hedges, lx.reopeners, lx.history, lx.recency, lx.notRecency, lx.others,
+		lx.hypothetical, lx.present, lx.now, lx.exclusions, lx.improvements, lx.persistence} {
+		lx.indexPatterns(pts)
+	}
+	for _, k := range slices.Sorted(maps.Keys(lx.scoped)) {
+		lx.indexPatterns(lx.scoped[k])
+	}
+	for _, name := range lx.conceptNames {
+		lx.indexPatterns(lx.concepts[name])
+	}
+	for ci := range lx.categories {
+		lx.indexPatterns(lx.categories[ci].phrases)
+	}
 	lx.byFirst = map[byte][]string{}
 	words := make([]string, 0, len(lx.vocab))
 	for w := range lx.vocab {
@@ -235,6 +294,58 @@ func (c *compiler) compileLexicon(fn string, src []byte) *lexicon {
 		lx.byFirst[w[0]] = append(lx.byFirst[w[0]], w)
 	}
 	return lx
+}
+
+// indexPatterns gives the patterns whose first element is plain words an id
+// in firstIndex (see pattern.indexed).
+func (lx *lexicon) indexPatterns(pts []pattern) {
+	for pi := range pts {
+		e := &pts[pi].elems[0]
+		if e.isNum || e.gap > 0 || len(e.prefixes) > 0 {
+			continue
+		}
+		id := lx.npat
+		lx.npat++
+		pts[pi].id, pts[pi].indexed = id, true
+		words := slices.Clone(e.alts)
+		for _, seq := range e.seqs {
+			words = append(words, seq[0])
+		}
+		for _, w := range words {
+			if ids := lx.firstIndex[w]; len(ids) == 0 || ids[len(ids)-1] != id {
+				lx.firstIndex[w] = append(ids, id)
+			}
+		}
+	}
+}
+
+// markFirst sets each word token's bitset of the indexed patterns that can
+// start at it (by its text and its candidates).
+func (lx *lexicon) markFirst(toks []token) {
+	if lx.npat == 0 {
+		return
+	}
+	nw := (lx.npat + 63) / 64
+	bits := make([]uint64, nw*len(toks))
+	for i := range toks {
+		t := &toks[i]
+		if t.bound != 0 {
+			continue
+		}
+		b := bits[i*nw : (i+1)*nw : (i+1)*nw]
+		for _, id := range lx.firstIndex[t.raw] {
+			b[id>>6] |= 1 << (id & 63)
+		}
+		for _, c := range t.cands {
+			if c == t.raw {
+				continue
+			}
+			for _, id := range lx.firstIndex[c] {
+				b[id>>6] |= 1 << (id & 63)
+			}
+		}
+		t.first = b
+	}
 }
 
 func set(xs []string) map[string]bool {
@@ -369,7 +480,8 @@ type token struct {
 	cands []string // vocabulary words it stands for (itself, misspelling fixes)
 	num   float64
 	isNum bool
-	bound byte // '.', ',' or 0
+	bound byte     // '.', ',' or 0
+	first []uint64 // indexed patterns that can start here (nil: unknown)
 }
 
 // tokenize splits text into lower-case words, numbers and boundaries, and
@@ -498,14 +610,30 @@ func (lx *lexicon) prepare(text string) []token {
 
 // segment splits w into vocabulary words of two or more letters, if it can.
 func (lx *lexicon) segment(w string) []string {
+	// Exact pieces win over misspelled ones ("chest"+"pain", not
+	// "ches"+"tpain"; "shortness"+"of"+"breath", not "shortnessof"+"breath"),
+	// then the fewest pieces.
 	n := len(w)
 	best := make([][]string, n+1)
+	cost := make([]int, n+1)
 	ok := make([]bool, n+1)
 	ok[0] = true
 	for i := 1; i <= n; i++ {
 		for j := max(0, i-16); j <= i-2; j++ {
-			if ok[j] && lx.segPiece(w[j:i]) && (!ok[i] || len(best[j])+1 < len(best[i])) {
-				best[i] = append(slices.Clone(best[j]), w[j:i])
+			if !ok[j] {
+				continue
+			}
+			piece := w[j:i]
+			if !lx.segPiece(piece) {
+				continue
+			}
+			c := cost[j] + 16
+			if !lx.segVocab[piece] {
+				c += 24 // a misspelled piece costs more than an extra exact one
+			}
+			if !ok[i] || c < cost[i] {
+				best[i] = append(slices.Clone(best[j]), piece)
+				cost[i] = c
 				ok[i] = true
 			}
 		}
@@ -546,14 +674,25 @@ func (lx *lexicon) segPiece(p string) bool {
 // candidates returns the vocabulary words a token stands for: itself, or
 // words within a small edit distance (same first letter).
 func (lx *lexicon) candidates(w string) []string {
-	if lx.vocab[w] || lx.noFuzzy[w] || len(w) < 4 {
+	if len(w) < 4 {
 		return []string{w}
+	}
+	out := []string{w}
+	// Inflections of a vocabulary word ("wants", "refilled", "headaches").
+	if len(w) >= 5 {
+		for _, suf := range inflections {
+			if st, ok := strings.CutSuffix(w, suf); ok && len(st) >= 4 && lx.vocab[st] && !slices.Contains(out, st) {
+				out = append(out, st)
+			}
+		}
+	}
+	if lx.vocab[w] || lx.noFuzzy[w] {
+		return out
 	}
 	maxd := 1
 	if len(w) >= 9 {
 		maxd = 2
 	}
-	out := []string{w}
 	pool := lx.byFirst[w[0]]
 	if w[1] != w[0] { // first two letters swapped ("esction")
 		for _, v := range lx.byFirst[w[1]] {
@@ -576,9 +715,19 @@ func (lx *lexicon) candidates(w string) []string {
 			}
 		}
 		out = append(out, v)
+		// and the stem of an inflected vocabulary word ("braethes" ->
+		// "breathes" -> "breathe").
+		for _, suf := range inflections {
+			if st, ok := strings.CutSuffix(v, suf); ok && len(st) >= 4 && lx.vocab[st] && !slices.Contains(out, st) {
+				out = append(out, st)
+			}
+		}
 	}
 	return out
 }
+
+// inflections are the endings stripped to find a vocabulary stem.
+var inflections = [...]string{"s", "es", "ed", "d", "ing"}
 
 func abs(x int) int {
 	if x < 0 {
@@ -601,9 +750,13 @@ func isTransposition(a, b string) bool {
 // osaDistance is the optimal-string-alignment edit distance, capped at maxd+1.
 func osaDistance(a, b string, maxd int) int {
 	n, m := len(a), len(b)
-	prev2 := make([]int, m+1)
-	prev := make([]int, m+1)
-	cur := make([]int, m+1)
+	var buf [3][40]int
+	var prev2, prev, cur []int
+	if m < len(buf[0]) {
+		prev2, prev, cur = buf[0][:m+1], buf[1][:m+1], buf[2][:m+1]
+	} else {
+		prev2, prev, cur = make([]int, m+1), make([]int, m+1), make([]int, m+1)
+	}
 	for j := 0; j <= m; j++ {
 		prev[j] = j
 	}
@@ -660,6 +813,11 @@ func (e *elem) matches(t *token) bool {
 // matchAt returns the end (exclusive) of the shortest match of pt starting at
 // token i, or -1.
 func (pt *pattern) matchAt(toks []token, i int) int {
+	if pt.indexed && i < len(toks) {
+		if f := toks[i].first; f != nil && f[pt.id>>6]&(1<<(pt.id&63)) == 0 {
+			return -1
+		}
+	}
 	return matchElems(pt.elems, toks, i)
 }
 
@@ -761,6 +919,7 @@ func (lx *lexicon) scan(text string) []RedFlag {
 		return nil
 	}
 	toks := lx.prepare(text)
+	lx.markFirst(toks)
 	an := lx.analyse(toks)
 	var found []match
 	for _, cat := range lx.categories {
@@ -803,15 +962,33 @@ func (lx *lexicon) scan(text string) []RedFlag {
 	return out
 }
 
+// firstConcept returns the first counted match of a concept; results are
+// memoised per scan (a concept is shared by many combos).
 func (lx *lexicon) firstConcept(name string, toks []token, an *analysis) (span, bool) {
+	if r, ok := an.concepts[name]; ok {
+		return r.sp, r.ok
+	}
+	r := conceptHit{}
+	pts := lx.concepts[name]
+found:
 	for i := range toks {
-		for pi := range lx.concepts[name] {
-			if end := lx.concepts[name][pi].matchAt(toks, i); end > i && an.keepIn(span{i, end}, name) {
-				return span{i, end}, true
+		for pi := range pts {
+			if end := pts[pi].matchAt(toks, i); end > i && an.keepIn(span{i, end}, name) {
+				r = conceptHit{span{i, end}, true}
+				break found
 			}
 		}
 	}
-	return span{}, false
+	if an.concepts == nil {
+		an.concepts = map[string]conceptHit{}
+	}
+	an.concepts[name] = r
+	return r.sp, r.ok
+}
+
+type conceptHit struct {
+	sp span
+	ok bool
 }
 
 func phraseOf(toks []token, i, j int) string {
@@ -833,16 +1010,56 @@ type analysis struct {
 	reopeners    []span
 	history      []span
 	recency      []span
+	others       []span
+	hypothetical []span
+	present      []span
+	now          []span
 	exclusions   []span
 	improvements []span
 	persistence  []span
+	concepts     map[string]conceptHit // memoised firstConcept results
+	scoped       map[string][]span     // memoised scoped exclusions
 }
 
 func (lx *lexicon) analyse(toks []token) *analysis {
-	return &analysis{lx: lx, toks: toks, cues: findAll(lx.cues, toks), hedges: findAll(lx.hedges, toks),
+	return &analysis{lx: lx, toks: toks, cues: lx.cueSpans(toks), hedges: findAll(lx.hedges, toks),
 		improvements: findAll(lx.improvements, toks), persistence: findAll(lx.persistence, toks),
 		reopeners: findAll(lx.reopeners, toks),
-		history:   findAll(lx.history, toks), recency: findAll(lx.recency, toks), exclusions: findAll(lx.exclusions, toks)}
+		history:   findAll(lx.history, toks), recency: lx.recencySpans(toks), exclusions: findAll(lx.exclusions, toks),
+		others: findAll(lx.others, toks), hypothetical: findAll(lx.hypothetical, toks),
+		present: findAll(lx.present, toks), now: findAll(lx.now, toks)}
+}
+
+// cueSpans finds the negation cues that no not-cue span overlaps.
+func (lx *lexicon) cueSpans(toks []token) []span {
+	cs := findAll(lx.cues, toks)
+	if len(cs) == 0 || len(lx.notCues) == 0 {
+		return cs
+	}
+	return dropOverlapping(cs, findAll(lx.notCues, toks))
+}
+
+// dropOverlapping returns the spans of xs that overlap none of ys (in place).
+func dropOverlapping(xs, ys []span) []span {
+	if len(ys) == 0 {
+		return xs
+	}
+	out := xs[:0]
+	for _, x := range xs {
+		if !slices.ContainsFunc(ys, func(y span) bool { return y.start < x.end && x.start < y.end }) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// recencySpans finds the recency markers that no not-recency span overlaps.
+func (lx *lexicon) recencySpans(toks []token) []span {
+	rs := findAll(lx.recency, toks)
+	if len(rs) == 0 || len(lx.notRecency) == 0 {
+		return rs
+	}
+	return dropOverlapping(rs, findAll(lx.notRecency, toks))
 }
 
 // keepIn reports whether a match at sp for a category or concept counts: not
@@ -860,10 +1077,63 @@ func (an *analysis) keepIn(sp span, name string) bool {
 	if overlaps(an.exclusions) {
 		return false
 	}
-	if pts := an.lx.scoped[name]; len(pts) > 0 && overlaps(findAll(pts, an.toks)) {
+	if pts := an.lx.scoped[name]; len(pts) > 0 {
+		xs, ok := an.scoped[name]
+		if !ok {
+			xs = findAll(pts, an.toks)
+			if an.scoped == nil {
+				an.scoped = map[string][]span{}
+			}
+			an.scoped[name] = xs
+		}
+		if overlaps(xs) {
+			return false
+		}
+	}
+	return !an.negated(sp) && !an.pastHistory(sp) && !an.improved(sp) && !an.notPresent(sp)
+}
+
+// notPresent reports that the match is another person's past event or a
+// hypothetical (see lexiconYAML.History.Others).
+func (an *analysis) notPresent(sp span) bool {
+	return an.absentBefore(sp, an.others, an.recency, an.present) || an.absentBefore(sp, an.hypothetical, an.now)
+}
+
+// absentBefore reports a marker shortly before sp in the same clause, with
+// no first-person word between, and none of the cancel spans in the clause.
+func (an *analysis) absentBefore(sp span, markers []span, cancels ...[]span) bool {
+	if len(markers) == 0 {
 		return false
 	}
-	return !an.negated(sp) && !an.pastHistory(sp) && !an.improved(sp)
+	s, e := an.clause(sp)
+	hit := false
+	for _, m := range markers {
+		if m.start < s || m.end > sp.start || sp.start-m.end > an.lx.absentWindow {
+			continue
+		}
+		mine := false
+		for i := m.end; i < sp.start; i++ {
+			if an.lx.firstPerson[an.toks[i].raw] {
+				mine = true
+				break
+			}
+		}
+		if !mine {
+			hit = true
+			break
+		}
+	}
+	if !hit {
+		return false
+	}
+	for _, xs := range cancels {
+		for _, r := range xs {
+			if within(r, s, e) && !an.cueBefore(r, 2) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // improved reports an improvement statement right after the match ("is
@@ -911,11 +1181,18 @@ func (an *analysis) clause(sp span) (int, int) {
 
 func within(x span, s, e int) bool { return x.start >= s && x.end <= e }
 
+// historyReach is how many tokens may separate a history marker from the
+// match it makes past history.
+const historyReach = 8
+
 func (an *analysis) pastHistory(sp span) bool {
 	s, e := an.clause(sp)
 	hist := false
 	for _, h := range an.history {
-		if within(h, s, e) && (h.end <= sp.start || h.start >= sp.end) {
+		// The marker must be near the match: in a long run-on message
+		// "my dad had a stroke ... his face is drooping" the history is
+		// about another finding.
+		if within(h, s, e) && ((h.end <= sp.start && sp.start-h.end <= historyReach) || (h.start >= sp.end && h.start-sp.end <= historyReach)) {
 			hist = true
 		}
 	}
@@ -955,7 +1232,7 @@ func (an *analysis) negated(sp span) bool {
 		}
 	}
 	for _, r := range an.reopeners {
-		if r.start >= sp.end && r.start <= sp.end+3 && r.end <= e {
+		if r.start >= sp.start && r.start <= sp.end+3 && r.end <= e {
 			return false
 		}
 	}
@@ -971,6 +1248,11 @@ func (an *analysis) negated(sp span) bool {
 }
 
 func (an *analysis) cueCovers(c, sp span) bool {
+	for i := sp.start; i < sp.end; i++ {
+		if an.lx.terminators[an.toks[i].raw] {
+			return false // "don't usually get headaches but this one is the worst"
+		}
+	}
 	cueWord := an.toks[c.start].raw
 	list := an.lx.listCues[cueWord]
 	words, seg, crossed, clausal, content := 0, 0, false, false, false
