@@ -102,6 +102,20 @@
 //     does not fire unless the sentence says still/again/worse;
 //   - everything else fires: over-escalation is preferred to a miss.
 //
+// Besides phrases and co-occurrence combinations, a category may have
+// compositional rules (compose in lexicon.yaml) that generalise beyond the
+// listed wording: a site term ("chest", "breastbone", "left arm") and a
+// descriptor term ("squeezing", "weight", "burning") within a small window
+// of words (at most 8, set per rule) in the same clause, in either order.
+// The span covering both is judged exactly like a phrase match (exclusions,
+// negation, history, improvement, another person's past event,
+// hypotheticals); in addition a negation cue between the two terms
+// ("diarrhea, no blood") drops the pair, and an exclusion scoped to the
+// rule's id vetoes it anywhere within six words in the same clause ("can't
+// close my eye after the botox"). Compose rules run only for a
+// category no phrase or combination matched, so the explanation stays the
+// most specific one; their Phrase is "site + descriptor".
+//
 // Every red-flag category is ESCALATED with priority stat (a portal message
 // cannot be examined, so no category is treated as less acute); critical
 // values are ESCALATED/stat with physician_hold; abnormal results are
@@ -111,9 +125,9 @@
 // The tests require 100% sensitivity and at least 90% specificity on each
 // labelled corpus in testdata/redflags (plus generated variants: all caps,
 // no punctuation, no apostrophes, a transposition typo): corpus.jsonl, the
-// held-out sets heldout.jsonl, heldout2.jsonl and heldout3.jsonl (written in
-// other voices and scored before the lexicon was tuned to them) and the
-// regression set dev.jsonl.
+// held-out sets heldout.jsonl to heldout5.jsonl (written in other voices and
+// scored before the lexicon was tuned to them) and the regression set
+// dev.jsonl.
 //
 // # PHI
 //

@@ -104,7 +104,30 @@ type lexiconYAML struct {
 		Description string     `json:"description"`
 		Phrases     []string   `json:"phrases"`
 		Combos      [][]string `json:"combos"`
+		// Compose lists compositional rules: a site term and a
+		// descriptor term within Window words in one clause.
+		Compose []composeYAML `json:"compose"`
 	} `json:"categories"`
+}
+
+// composeYAML is one compositional rule of a category: it fires when a
+// match of any Sites pattern and a match of any Descriptors pattern lie
+// within Window words of each other (either order) in the same clause (no
+// sentence boundary or terminator word between), and the span covering both
+// is not excluded (globally, for the category or for the rule's id),
+// negated, past history, improved, another person's or hypothetical.
+type composeYAML struct {
+	ID          string   `json:"id"`
+	Sites       []string `json:"sites"`
+	Descriptors []string `json:"descriptors"`
+	Window      int      `json:"window"`
+}
+
+type composeRule struct {
+	id          string
+	sites       []pattern
+	descriptors []pattern
+	window      int
 }
 
 type elem struct {
@@ -131,6 +154,7 @@ type category struct {
 	id      string
 	phrases []pattern
 	combos  [][]string
+	compose []composeRule
 }
 
 type lexicon struct {
@@ -249,6 +273,19 @@ func (c *compiler) compileLexicon(fn string, src []byte) *lexicon {
 		seen[cy.ID] = true
 		cat := category{id: cy.ID, phrases: compileList("category "+cy.ID, cy.Phrases), combos: cy.Combos}
 		lx.addSegVocab(cat.phrases)
+		for _, cr := range cy.Compose {
+			r := composeRule{id: cr.ID, window: cr.Window,
+				sites:       compileList("category "+cy.ID+" compose "+cr.ID+" sites", cr.Sites),
+				descriptors: compileList("category "+cy.ID+" compose "+cr.ID+" descriptors", cr.Descriptors)}
+			if r.id == "" || len(r.sites) == 0 || len(r.descriptors) == 0 || r.window < 0 || r.window > 8 {
+				bad = true
+				c.fail(fn, "", findKeyLine(lines, 0, "id", cy.ID), 0, fmt.Errorf("category %q: compose rule %q needs an id, sites, descriptors and a window of 0-8", cy.ID, cr.ID))
+				continue
+			}
+			lx.addSegVocab(r.sites)
+			lx.addSegVocab(r.descriptors)
+			cat.compose = append(cat.compose, r)
+		}
 		for _, combo := range cy.Combos {
 			if len(combo) < 2 {
 				bad = true
@@ -283,6 +320,10 @@ func (c *compiler) compileLexicon(fn string, src []byte) *lexicon {
 	}
 	for ci := range lx.categories {
 		lx.indexPatterns(lx.categories[ci].phrases)
+		for ri := range lx.categories[ci].compose {
+			lx.indexPatterns(lx.categories[ci].compose[ri].sites)
+			lx.indexPatterns(lx.categories[ci].compose[ri].descriptors)
+		}
 	}
 	lx.byFirst = map[byte][]string{}
 	words := make([]string, 0, len(lx.vocab))
@@ -923,6 +964,7 @@ func (lx *lexicon) scan(text string) []RedFlag {
 	an := lx.analyse(toks)
 	var found []match
 	for _, cat := range lx.categories {
+		nBefore := len(found)
 		for pi := range cat.phrases {
 			for i := range toks {
 				end := cat.phrases[pi].matchAt(toks, i)
@@ -950,6 +992,16 @@ func (lx *lexicon) scan(text string) []RedFlag {
 				found = append(found, match{cat.id, strings.Join(parts, " + "), first})
 			}
 		}
+		// Compositional rules generalise the phrases: they run only when
+		// no phrase or combination of the category matched.
+		for ri := range cat.compose {
+			if len(found) > nBefore {
+				break
+			}
+			if m, ok := lx.composeMatch(&cat.compose[ri], cat.id, toks, an); ok {
+				found = append(found, m)
+			}
+		}
 	}
 	slices.SortStableFunc(found, func(a, b match) int { return a.start - b.start })
 	var out []RedFlag
@@ -960,6 +1012,86 @@ func (lx *lexicon) scan(text string) []RedFlag {
 		}
 	}
 	return out
+}
+
+// composeMatch returns the first counted site x descriptor pair of rule r
+// (see composeYAML).
+func (lx *lexicon) composeMatch(r *composeRule, cat string, toks []token, an *analysis) (match, bool) {
+	sites := findAll(r.sites, toks)
+	if len(sites) == 0 {
+		return match{}, false
+	}
+	descs := findAll(r.descriptors, toks)
+	for _, s := range sites {
+		for _, d := range descs {
+			a, b := s, d
+			if d.start < s.start {
+				a, b = d, s
+			}
+			if b.start < a.end || b.start-a.end > r.window {
+				continue // overlapping or too far apart
+			}
+			if !lx.sameClause(toks, a.end, b.start) || an.cueBetween(a.end, b.start) {
+				continue // "diarrhea, no blood", "chest isn't hurting"
+			}
+			sp := span{a.start, max(a.end, b.end)}
+			if !an.keepIn(sp, cat) || an.vetoNear(sp, r.id) {
+				continue
+			}
+			return match{cat, phraseOf(toks, s.start, s.end) + " + " + phraseOf(toks, d.start, d.end), sp.start}, true
+		}
+	}
+	return match{}, false
+}
+
+// composeVetoReach is how many tokens from a compose match a span of the
+// rule's own scoped exclusions may lie, in the same clause, to veto it
+// ("can't close my eye after the botox").
+const composeVetoReach = 6
+
+// vetoNear reports a scoped exclusion of compose rule id in the clause of
+// sp, overlapping it or within composeVetoReach tokens of it.
+func (an *analysis) vetoNear(sp span, id string) bool {
+	pts := an.lx.scoped[id]
+	if len(pts) == 0 {
+		return false
+	}
+	xs, ok := an.scoped[id]
+	if !ok {
+		xs = findAll(pts, an.toks)
+		if an.scoped == nil {
+			an.scoped = map[string][]span{}
+		}
+		an.scoped[id] = xs
+	}
+	s, e := an.clause(sp)
+	for _, x := range xs {
+		if within(x, s, e) && x.end > sp.start-composeVetoReach && x.start < sp.end+composeVetoReach {
+			return true
+		}
+	}
+	return false
+}
+
+// cueBetween reports a negation cue (not part of a hedge) inside toks[i:j].
+func (an *analysis) cueBetween(i, j int) bool {
+	for _, c := range an.cues {
+		if c.start >= i && c.end <= j && !slices.ContainsFunc(an.hedges, func(h span) bool { return h.start < c.end && c.start < h.end }) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameClause reports that no sentence boundary or terminator word lies in
+// toks[i:j].
+func (lx *lexicon) sameClause(toks []token, i, j int) bool {
+	for k := i; k < j; k++ {
+		if toks[k].bound == '.' || lx.terminators[toks[k].raw] {
+			return false
+		}
+	}
+	return true
 }
 
 // firstConcept returns the first counted match of a concept; results are
@@ -1192,7 +1324,7 @@ func (an *analysis) pastHistory(sp span) bool {
 		// The marker must be near the match: in a long run-on message
 		// "my dad had a stroke ... his face is drooping" the history is
 		// about another finding.
-		if within(h, s, e) && ((h.end <= sp.start && sp.start-h.end <= historyReach) || (h.start >= sp.end && h.start-sp.end <= historyReach)) {
+		if within(h, s, e) && ((h.end <= sp.start && sp.start-h.end <= historyReach) || (h.start >= sp.end && h.start-sp.end <= historyReach && !newEvent(an.toks[sp.end:h.start]))) {
 			hist = true
 		}
 	}
@@ -1205,6 +1337,18 @@ func (an *analysis) pastHistory(sp span) bool {
 		}
 	}
 	return true
+}
+
+// newEvent reports a past-event verb in toks ("chest on fire, had a stent 2
+// years ago"): a history marker after it dates that event, not the match.
+func newEvent(toks []token) bool {
+	for _, t := range toks {
+		switch t.raw {
+		case "had", "got", "underwent", "diagnosed":
+			return true
+		}
+	}
+	return false
 }
 
 // cueBefore reports a negation cue ending at most n tokens before x ("has
