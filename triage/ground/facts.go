@@ -464,25 +464,21 @@ func (v *Verifier) extract(text string) textFacts {
 		addDate(y, mo, d, string(b[m[0]:m[1]]))
 		blank(b, m[0], m[1])
 	}
-	for _, m := range subs(e.mdyDate, hasMonth) {
-		mo, ok := e.month(string(b[m[2]:m[3]]))
-		if !ok {
-			continue
+	// "March 4, 2019" (month group 1, day group 2) and "4 March 2019" (day 1, month 2).
+	for _, named := range []struct {
+		re         *regexp.Regexp
+		month, day int
+	}{{e.mdyDate, 1, 2}, {e.dmyDate, 2, 1}} {
+		for _, m := range subs(named.re, hasMonth) {
+			mo, ok := e.month(string(b[m[2*named.month]:m[2*named.month+1]]))
+			if !ok {
+				continue
+			}
+			d, _ := strconv.Atoi(string(b[m[2*named.day]:m[2*named.day+1]]))
+			y, _ := strconv.Atoi(string(b[m[6]:m[7]]))
+			addDate(y, int(mo), d, string(b[m[0]:m[1]]))
+			blank(b, m[0], m[1])
 		}
-		d, _ := strconv.Atoi(string(b[m[4]:m[5]]))
-		y, _ := strconv.Atoi(string(b[m[6]:m[7]]))
-		addDate(y, int(mo), d, string(b[m[0]:m[1]]))
-		blank(b, m[0], m[1])
-	}
-	for _, m := range subs(e.dmyDate, hasMonth) {
-		mo, ok := e.month(string(b[m[4]:m[5]]))
-		if !ok {
-			continue
-		}
-		d, _ := strconv.Atoi(string(b[m[2]:m[3]]))
-		y, _ := strconv.Atoi(string(b[m[6]:m[7]]))
-		addDate(y, int(mo), d, string(b[m[0]:m[1]]))
-		blank(b, m[0], m[1])
 	}
 	for _, m := range subs(e.monthYear, hasMonth) {
 		mo, ok := e.month(string(b[m[2]:m[3]]))
