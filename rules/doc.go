@@ -83,7 +83,10 @@
 // tolerant of case, punctuation, misspellings (edit distance 1-2 on words of
 // four letters or more), run-together words ("chestpain"), lay phrasing,
 // inflections ("wants", "headaches") and voice-dictation sound-alikes
-// ("having a sees her"), and is negation-aware in the NegEx manner: a cue
+// ("having a sees her"), clinical terms and abbreviations copied from notes
+// ("substernal CP", "SOB", "SI with plan", "LOC", "melena"), checked against
+// their benign readings (CP as cerebral palsy, "hi" as a greeting), and
+// simple ESL grammar ("she no wake up"), and is negation-aware in the NegEx manner: a cue
 // ("no", "denies", "haven't had any", "without", "ruled out") negates a
 // finding in the same clause; the scope ends at a sentence boundary,
 // "but"/"however", a clause starter ("I", "my", "now") or a new clause;
@@ -125,7 +128,7 @@
 // The tests require 100% sensitivity and at least 90% specificity on each
 // labelled corpus in testdata/redflags (plus generated variants: all caps,
 // no punctuation, no apostrophes, a transposition typo): corpus.jsonl, the
-// held-out sets heldout.jsonl to heldout5.jsonl (written in other voices and
+// held-out sets heldout.jsonl to heldout6.jsonl (written in other voices and
 // scored before the lexicon was tuned to them) and the regression set
 // dev.jsonl.
 //

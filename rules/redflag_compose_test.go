@@ -124,3 +124,103 @@ func TestComposeRuleChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestScanTextJargonAndESL pins the heldout6 generalisations: clinical
+// abbreviations and terms patients copy from notes (CP, SOB, SI/HI, LOC,
+// sz, HA, N/V with blood, melena, dyspnea...), ESL grammar ("she no wake
+// up", "shake shake all body") and texting shorthand, next to the hard
+// negatives that share their words (CP as cerebral palsy, "hi" as a
+// greeting, "ha ha", kilometres).
+func TestScanTextJargonAndESL(t *testing.T) {
+	t.Parallel()
+	p := mustDefault(t)
+	tests := []struct {
+		text     string
+		category string // "" means no red flag
+	}{
+		{"pt c/o intermittent CP w/ exertion, pressure-like, new since yesterday", "chest_pain"},
+		{"CP 8/10 radiating", "chest_pain"},
+		{"he keeps pointing at the middle of his chest and rubbing it", "chest_pain"},
+		{"dyspnea worsening, now with orthopnea 3 pillows", "breathing"},
+		{"SOB w/ exertion since Tuesday", "breathing"},
+		{"i cnt breathe rn", "breathing"},
+		{"my mom she no breathe good", "breathing"},
+		{"generalized urticaria and angioedema after PCN dose", "anaphylaxis"},
+		{"brief LOC after standing up", "fainting_collapse"},
+		{"she is fall down and no wake up", "fainting_collapse"},
+		{"L sided hemiparesis since 2pm", "stroke"},
+		{"had a sz this morning", "seizure"},
+		{"my brother he fall and shake shake all body and eyes go up", "seizure"},
+		{"worst HA of my life, sudden onset", "severe_headache"},
+		{"HA + photophobia + nuchal rigidity", "severe_headache"},
+		{"this one came on like a clap of thunder an hour ago", "severe_headache"},
+		{"severe headache and now his eyesight is blurry", "severe_headache"},
+		{"AMS and fever, hypotensive 82/50", "sepsis"},
+		{"i have fever and my heart very fast and i feel very weak cannot stand", "sepsis"},
+		{"hematemesis x2 this evening", "bleeding"},
+		{"melena since yesterday", "bleeding"},
+		{"N/V with blood in it x3", "bleeding"},
+		{"coffee ground emesis this am", "bleeding"},
+		{"bleeding very much from my nose since one hour", "bleeding"},
+		{"SI with plan, have pills saved", "self_harm"},
+		{"having HI towards my neighbor", "self_harm"},
+		{"gonna unalive myself", "self_harm"},
+		{"sitting in the garage tonight with the car running", "self_harm"},
+		{"hitting his head on the wall until it bleeds", "self_harm"},
+		{"my wife she deliver 5 day ago, now she bleeding too much", "postpartum"},
+		{"my son with CP needs a new wheelchair cushion", ""},
+		{"my son has CP and his leg spasms are worse", ""},
+		{"Hi, I have a plan question about my insurance", ""},
+		{"ha ha worst day ever at work but I'm fine", ""},
+		{"rubbing vicks on his chest for the cold", ""},
+		{"no SI/HI, mood stable", ""},
+		{"hx of CVA 2019 with full recovery, needs paperwork", ""},
+		{"mild HA from caffeine withdrawal, 3/10", ""},
+		{"no N/V, no blood", ""},
+		{"walked 5 kms today", ""},
+		{"black stools since starting iron tablets, doc said this is normal", ""},
+		{"my grandson gave me a scare faking a faint as a joke", ""},
+		{"My late husband had a stroke in 2010 and I still miss him", ""},
+		{"he gets jerky legs when he's drifting off to sleep", ""},
+		{"i feel like dying of boredom at this meeting lol", ""},
+		{"chest binder making my ribs sore, any tips", ""},
+		{"i OD'd on my adderall i think my heart is going crazy", "self_harm"},
+		{"She had the flu and now she is very muddled", "sepsis"},
+		{"she has a fever and is not herself", "sepsis"},
+		// Greetings and common words must not fuzzy-match rare lexicon
+		// words ("hello" was one edit from HELLP, "smoke" from stoke).
+		{"Hello, my mother is doing well, we need her refill", ""},
+		{"I quit smoke last year", ""},
+		{"my son had a concussion in 2022, cleared to play", ""},
+		{"my son with epilepsy has been seizure free 2 years, can he drive", ""},
+		{"I want to kill my brother for eating my snacks lol", ""},
+		{"hellp syndrome", "postpartum"},
+		{"my wife she drop on floor in kitchen, now she wake but confuse", "fainting_collapse"},
+		{"my daughter she shake very strong and not answer, foam in mouth", "seizure"},
+		{"5 days postpartum, one leg is much bigger than the other and warm", "postpartum"},
+		{"threw up like a cup of blood", "bleeding"},
+		{"im done. goodbye everyone", "self_harm"},
+		{"the office doesnt answer the phone", ""},
+		{"shake the bottle very hard before using?", ""},
+		{"they took a pint of blood at the donation drive", ""},
+		{"I called the pharmacy 3 times, no answer", ""},
+		{"I'm not answering unknown numbers, who called me?", ""},
+		{"SI joint pain flaring again, can I get PT", ""},
+		{"when I got home the dog had pooped on the floor", ""},
+		{"I called my mom 3 times, no answer, and when I got there she was on the floor", "fainting_collapse"},
+		{"I want to kill myself lol", "self_harm"},
+	}
+	for _, tc := range tests {
+		got := p.ScanText(tc.text)
+		var cats []string
+		for _, rf := range got {
+			cats = append(cats, rf.Category)
+		}
+		switch {
+		case tc.category == "" && len(got) > 0:
+			t.Errorf("%q: want no red flag, got %v", tc.text, got)
+		case tc.category != "" && !slices.Contains(cats, tc.category):
+			t.Errorf("%q: want %s, got %v", tc.text, tc.category, got)
+		}
+	}
+}

@@ -58,6 +58,14 @@ func loadCorpusFile(t testing.TB, name string) []corpusEntry {
 //     heldout4 fixes, and scored before its own fixes (first try:
 //     sensitivity 0.750, specificity 0.929): the best estimate for text
 //     the lexicon has never seen.
+//   - heldout6.jsonl was written blind after the heldout5 fixes, aimed at
+//     breadth of style: elderly writers, teens, caregivers of disabled
+//     adults, ESL grammar, clinical jargon and abbreviations (CP, SOB, SI,
+//     LOC, melena), emoji and texting shorthand, and long messages with the
+//     flag in one clause, each with hard negatives in the same style. First
+//     try: sensitivity 0.803 (53/66), specificity 0.895 (34/38); one of
+//     those 53 hits was spurious ("Hello" fuzzy-matched HELLP), so the true
+//     figure was 0.788 (52/66).
 //   - dev.jsonl holds probes written while improving the lexicon (negation
 //     traps, dictation errors, run-on messages, hard negatives); it is a
 //     regression set, not an estimate.
@@ -76,6 +84,7 @@ func TestRedFlagHeldout(t *testing.T) {
 		{"heldout3.jsonl", 50, 2},
 		{"heldout4.jsonl", 80, 4},
 		{"heldout5.jsonl", 50, 2},
+		{"heldout6.jsonl", 90, 5},
 		{"dev.jsonl", 100, 8},
 	} {
 		t.Run(strings.TrimSuffix(tc.file, ".jsonl"), func(t *testing.T) {
