@@ -636,7 +636,7 @@ func (lx *lexicon) prepare(text string) []token {
 			continue
 		}
 		t.cands = lx.candidates(t.raw)
-		if !lx.vocab[t.raw] && len(t.raw) >= 6 && len(t.cands) == 1 && !lx.hasStem(t.raw) {
+		if !lx.vocab[t.raw] && !lx.noFuzzy[t.raw] && len(t.raw) >= 6 && len(t.cands) == 1 && !lx.hasStem(t.raw) {
 			if parts := lx.segment(t.raw); len(parts) > 1 {
 				for _, p := range parts {
 					out = append(out, token{raw: p, cands: lx.candidates(p)})
