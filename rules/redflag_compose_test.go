@@ -2,7 +2,6 @@ package rules
 
 import (
 	"io/fs"
-	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -15,10 +14,7 @@ import (
 func TestScanTextCompose(t *testing.T) {
 	t.Parallel()
 	p := mustDefault(t)
-	tests := []struct {
-		text     string
-		category string // "" means no red flag
-	}{
+	tests := []scanCase{
 		// Site x descriptor pairs no phrase lists.
 		{"burning ache between my shoulder blades that goes into my left arm", "chest_pain"},
 		{"a belt cinched round his chest", "chest_pain"},
@@ -77,19 +73,7 @@ func TestScanTextCompose(t *testing.T) {
 		{"pepto turned my stool black", ""},
 		{"rolling my eyes at my teenager again", ""},
 	}
-	for _, tc := range tests {
-		got := p.ScanText(tc.text)
-		var cats []string
-		for _, rf := range got {
-			cats = append(cats, rf.Category)
-		}
-		switch {
-		case tc.category == "" && len(got) > 0:
-			t.Errorf("%q: want no red flag, got %v", tc.text, got)
-		case tc.category != "" && !slices.Contains(cats, tc.category):
-			t.Errorf("%q: want %s, got %v", tc.text, tc.category, got)
-		}
-	}
+	checkScans(t, p, tests)
 }
 
 // TestComposeRuleChecked: a compose rule without an id, sites or
@@ -134,10 +118,7 @@ func TestComposeRuleChecked(t *testing.T) {
 func TestScanTextJargonAndESL(t *testing.T) {
 	t.Parallel()
 	p := mustDefault(t)
-	tests := []struct {
-		text     string
-		category string // "" means no red flag
-	}{
+	tests := []scanCase{
 		{"pt c/o intermittent CP w/ exertion, pressure-like, new since yesterday", "chest_pain"},
 		{"CP 8/10 radiating", "chest_pain"},
 		{"he keeps pointing at the middle of his chest and rubbing it", "chest_pain"},
@@ -210,17 +191,5 @@ func TestScanTextJargonAndESL(t *testing.T) {
 		{"I called my mom 3 times, no answer, and when I got there she was on the floor", "fainting_collapse"},
 		{"I want to kill myself lol", "self_harm"},
 	}
-	for _, tc := range tests {
-		got := p.ScanText(tc.text)
-		var cats []string
-		for _, rf := range got {
-			cats = append(cats, rf.Category)
-		}
-		switch {
-		case tc.category == "" && len(got) > 0:
-			t.Errorf("%q: want no red flag, got %v", tc.text, got)
-		case tc.category != "" && !slices.Contains(cats, tc.category):
-			t.Errorf("%q: want %s, got %v", tc.text, tc.category, got)
-		}
-	}
+	checkScans(t, p, tests)
 }

@@ -130,10 +130,7 @@ func TestRedFlagCorpus(t *testing.T) {
 func TestScanTextBrief(t *testing.T) {
 	t.Parallel()
 	p := mustDefault(t)
-	tests := []struct {
-		text     string
-		category string // "" means no red flag
-	}{
+	tests := []scanCase{
 		{"cant breath", "breathing"},
 		{"chestpain", "chest_pain"},
 		{"my chest feels tight", "chest_pain"},
@@ -168,6 +165,18 @@ func TestScanTextBrief(t *testing.T) {
 		{"had chest pain last year, fine now", ""},
 		{"denies fever, chills, or chest pain.", ""},
 	}
+	checkScans(t, p, tests)
+}
+
+// scanCase is one message and the red-flag category it must raise ("" for none).
+type scanCase struct {
+	text     string
+	category string
+}
+
+// checkScans scans each case's text with p and reports a missing category or an unwanted flag.
+func checkScans(t *testing.T, p *Pack, tests []scanCase) {
+	t.Helper()
 	for _, tc := range tests {
 		got := p.ScanText(tc.text)
 		var cats []string
